@@ -1,0 +1,69 @@
+"""codi: document-grounded conversation synthesis for distilling conversational skill into small models.
+
+The public API is small:
+
+- `simulate(doc, persona)` / `asimulate(...)`: one conversation, as a `Conversation` record;
+- `Session`: shared models and index for many conversations;
+- `register_task(Task(...))`: add a conversational task;
+- `load_settings`, `load_persona`, `load_flow`, `load_document`: the building blocks, validated.
+"""
+
+from codi_agents._version import __version__
+from codi_agents.documents import Document, load_document
+from codi_agents.errors import (
+    CodiError,
+    ConfigError,
+    DocumentError,
+    FlowError,
+    LocalModelError,
+    ModelOutputError,
+    PersonaError,
+    RunError,
+    ServerUnavailableError,
+    TaskError,
+    UserError,
+)
+from codi_agents.flows import FlowGraph, Link, load_flow
+from codi_agents.passages import Passage
+from codi_agents.personas import Persona, load_persona
+from codi_agents.record import Conversation, Turn, Verdict
+from codi_agents.session import Session
+from codi_agents.settings import Settings, load_settings
+from codi_agents.simulate import asimulate, simulate
+from codi_agents.tasks import Prompts, Task, get_task, list_tasks, register_task
+
+__all__ = [
+    "CodiError",
+    "ConfigError",
+    "Conversation",
+    "Document",
+    "DocumentError",
+    "FlowError",
+    "FlowGraph",
+    "Link",
+    "LocalModelError",
+    "ModelOutputError",
+    "Passage",
+    "Persona",
+    "PersonaError",
+    "Prompts",
+    "RunError",
+    "ServerUnavailableError",
+    "Session",
+    "Settings",
+    "Task",
+    "TaskError",
+    "Turn",
+    "UserError",
+    "Verdict",
+    "__version__",
+    "asimulate",
+    "get_task",
+    "list_tasks",
+    "load_document",
+    "load_flow",
+    "load_persona",
+    "load_settings",
+    "register_task",
+    "simulate",
+]

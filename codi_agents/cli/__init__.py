@@ -1,0 +1,54 @@
+"""The `codi` command line: one module per command, errors turned into messages and exit codes.
+
+Exit codes: 0 success, 1 a run failed (server down, model misbehaved), 2 the user's input or
+settings are wrong, 130 interrupted with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from codi_agents.cli.common import known_secrets
+from codi_agents.errors import CodiError, UserError
+from codi_agents.security import redact
+
+app = typer.Typer(
+    name="codi",
+    help="Synthesize document-grounded, multi-turn training conversations (CoDi).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from codi_agents.cli import simulate_cmd, tasks_cmd
+
+    app.command("simulate")(simulate_cmd.simulate_command)
+    app.command("tasks")(tasks_cmd.tasks_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `codi` console script."""
+    _register()
+    err = Console(stderr=True)
+    try:
+        app(args=argv, standalone_mode=False)
+    except CodiError as error:
+        err.print(f"[bold red]error:[/] {redact(str(error), known_secrets())}", highlight=False, markup=True)
+        sys.exit(2 if isinstance(error, UserError) else 1)
+    except KeyboardInterrupt:
+        err.print("[yellow]Interrupted.[/] Finished work is saved; nothing is left running.")
+        sys.exit(130)
+    except click.exceptions.Abort:
+        err.print("[yellow]Aborted.[/]")
+        sys.exit(130)
+    except click.exceptions.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as error:
+        sys.exit(error.exit_code)

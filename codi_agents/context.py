@@ -1,0 +1,27 @@
+"""The run context: live objects every node needs, passed through LangGraph's `Runtime`, never in state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codi_agents.calls import RoleModel
+from codi_agents.critic.calibration import Calibration
+from codi_agents.critic.signals import Embed
+from codi_agents.index import PassageIndex
+from codi_agents.settings import Role, Settings
+from codi_agents.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class SimulationContext:
+    """Models per role, the passage index, the task, the settings and the critic's calibration."""
+
+    task: Task
+    settings: Settings
+    models: dict[Role, RoleModel]
+    index: PassageIndex
+    calibration: Calibration
+    judge_weight: float
+    """Weight of the LLM judge against the cheap signals (see `critic/decision.py`)."""
+    embed: Embed | None = None
+    """Sentence embeddings for the critic's similarity signals; None disables them."""

@@ -1,0 +1,56 @@
+"""One small exception tree: the user's mistakes apart from failures of a run.
+
+`UserError` and its children mean "fix your input or settings and try again";
+`RunError` and its children mean "something outside codi misbehaved" (a model, a server).
+Every message says what happened and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class CodiError(Exception):
+    """Base of every error codi raises on purpose."""
+
+
+class UserError(CodiError):
+    """The input or the settings are wrong; the message says how to fix them."""
+
+
+class DocumentError(UserError):
+    """A document is missing, empty, binary, too large or cannot be parsed."""
+
+
+class PersonaError(UserError):
+    """A persona file or name is wrong."""
+
+
+class FlowError(UserError):
+    """A conversation-flow graph file is wrong."""
+
+
+class ConfigError(UserError):
+    """A setting or a config file is wrong, or an endpoint is not configured."""
+
+
+class TaskError(UserError):
+    """A conversational task is unknown, malformed or registered twice."""
+
+
+class RunError(CodiError):
+    """A run failed for a reason outside the user's input."""
+
+
+class ModelOutputError(RunError):
+    """A model's output could not be parsed, even after the allowed retries."""
+
+    def __init__(self, message: str, raw_output: str = "") -> None:
+        super().__init__(message)
+        self.raw_output = raw_output
+
+
+class ServerUnavailableError(RunError):
+    """A model server did not answer, or kept failing, after the allowed retries."""
+
+
+class LocalModelError(RunError):
+    """The embedded local model server could not be started or died."""

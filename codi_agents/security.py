@@ -1,0 +1,100 @@
+"""Defences against hostile input: prompt injection in documents, leaked secrets, unsafe paths.
+
+Documents are untrusted. Their text reaches models only as quoted, labelled data (see the task
+prompts); this module finds text inside them that is aimed at a model, hides credentials in
+anything codi writes or prints, and turns user-given ids into file names that stay put.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+_INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
+    "override_instructions": re.compile(
+        r"\b(ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}?"
+        r"\b(previous|prior|above|earlier|preceding|all|any|your|the|system)\b[^.\n]{0,30}?"
+        r"\b(instructions?|prompts?|rules|directions|guidelines|directives)\b",
+        re.IGNORECASE,
+    ),
+    "new_instructions": re.compile(
+        r"\b(new|updated|real|actual|secret|hidden)\s+(system\s+)?(instructions?|prompt|directives?)\s*:", re.IGNORECASE
+    ),
+    "chat_template_marker": re.compile(
+        r"<\|(im_start|im_end|system|user|assistant|eot_id|start_header_id|endoftext)\|>"
+        r"|\[/?INST\]|<</?SYS>>|^#{2,}\s*(instruction|system|response)\s*:?\s*$",
+        re.IGNORECASE | re.MULTILINE,
+    ),
+    "role_marker": re.compile(r"^\s*(system|assistant|developer)\s*(prompt)?\s*:\s*\S", re.IGNORECASE | re.MULTILINE),
+    "tool_call_syntax": re.compile(
+        r"<tool_call>|</tool_call>|\"(function_call|tool_calls)\"\s*:|\{\s*\"name\"\s*:\s*\"[^\"]+\"\s*,\s*\"(arguments|parameters)\"",
+        re.IGNORECASE,
+    ),
+    "prompt_exfiltration": re.compile(
+        r"\b(reveal|print|show|repeat|output|disclose|leak|tell me)\b[^.\n]{0,30}?"
+        r"\b(system prompt|your (system )?(instructions|prompt)|hidden (instructions|prompt)|api key)",
+        re.IGNORECASE,
+    ),
+    "addresses_the_model": re.compile(
+        r"\b(you are (now )?(an? )?(ai|large language model|language model|chatbot|llm|assistant)\b"
+        r"|\b(ai|llm|chatbot|language model)s?( assistants?)?\s+(must|should|shall|are instructed to|reading this)\b"
+        r"|\bas an? (ai|language model)\b[^.\n]{0,30}\b(must|should|will)\b)",
+        re.IGNORECASE,
+    ),
+    "answer_override": re.compile(
+        r"\b(when|if|whenever)\b[^.\n]{0,25}\b(asked about|answering (any )?questions?|summari[sz]ing (this|the)|"
+        r"responding to (questions|users))\b[^.\n]{0,60}?\b(always|instead|only|must)\s+"
+        r"(say|respond|reply|answer|state|tell|claim|recommend|include)\b",
+        re.IGNORECASE,
+    ),
+}
+
+
+def injection_markers(text: str) -> list[str]:
+    """Names of the instruction-like patterns aimed at a model that occur in `text` (empty if none)."""
+    return [name for name, pattern in _INJECTION_PATTERNS.items() if pattern.search(text)]
+
+
+def mask_secret(secret: str) -> str:
+    """A stub that identifies a secret without revealing it: `sk-…a1b2` or `***`."""
+    if len(secret) < 12:
+        return "***"
+    return f"{secret[:3]}…{secret[-4:]}"
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every occurrence of each secret (4 characters or longer) in `text` by its masked stub."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, mask_secret(secret))
+    return text
+
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_FILENAME_CHARS = 96
+
+
+def safe_filename(name: str | bytes) -> str:
+    """A file name made from a user-given id: no separators, no leading dots, bounded length.
+
+    Different ids stay different: when characters are replaced or the name is shortened, a
+    hash of the original is appended.
+    """
+    raw = name if isinstance(name, bytes) else name.encode("utf-8", errors="surrogateescape")
+    text = raw.decode("utf-8", errors="replace")
+    cleaned = _UNSAFE_FILENAME.sub("_", text).strip("._") or "item"
+    if cleaned != text or len(cleaned) > MAX_FILENAME_CHARS:
+        digest = hashlib.sha256(raw).hexdigest()[:10]
+        cleaned = f"{cleaned[: MAX_FILENAME_CHARS - 11]}-{digest}"
+    return cleaned
+
+
+def safe_join(base: Path, name: str | bytes, suffix: str = "") -> Path:
+    """`base / safe_filename(name) + suffix`, checked to stay inside `base`."""
+    base = base.resolve()
+    path = (base / (safe_filename(name) + suffix)).resolve()
+    if base not in path.parents:
+        raise ValueError(f"Refusing to write outside {base}: {name!r}")
+    return path

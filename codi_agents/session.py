@@ -1,0 +1,225 @@
+"""A session: the resources many conversations share, opened once and closed once.
+
+Models per role (and the embedded server when a role needs it), the passage index, the compiled
+graph and the critic's calibration. `simulate` opens a session for one conversation; a batch run
+opens one for the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from chromadb.api.types import Documents, EmbeddingFunction
+
+from codi_agents._version import __version__
+from codi_agents.context import SimulationContext
+from codi_agents.critic.calibration import Calibration, load_calibration
+from codi_agents.documents import Document
+from codi_agents.flows import FlowGraph
+from codi_agents.graph import build_graph, recursion_limit
+from codi_agents.index import PassageIndex
+from codi_agents.local_server import LocalModelServer
+from codi_agents.models import ModelsArgument, build_role_models, needs_local_model, role_instances
+from codi_agents.passages import Passage, chunk_document
+from codi_agents.personas import Persona
+from codi_agents.record import Conversation
+from codi_agents.settings import ROLES, Settings, stable_hash
+from codi_agents.state import SimulationInput
+from codi_agents.tasks import get_task
+from codi_agents.tasks.base import Task
+
+
+class Session:
+    """Shared resources for simulating conversations; use as a context manager (sync or async)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        models: ModelsArgument = None,
+        embedding_function: EmbeddingFunction[Documents] | None = None,
+        calibration: Calibration | None = None,
+        task: Task | str | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.task = task if isinstance(task, Task) else get_task(task or self.settings.task)
+        self.calibration = calibration or load_calibration()
+        self._instances = role_instances(models)
+        self._embedding_function = embedding_function
+        self.server: LocalModelServer | None = None
+        self.context: SimulationContext | None = None
+        self.index: PassageIndex | None = None
+        self._graph: Any = None
+
+    def open(self) -> Session:
+        """Start the embedded model if a role needs it, build the models, open the index, compile the graph."""
+        if self.context is not None:
+            return self
+        local_url = None
+        if needs_local_model(self.settings, self._instances):
+            self.server = LocalModelServer(
+                context_window=self.settings.local_context_window, threads=self.settings.local_threads
+            )
+            local_url = self.server.start()
+        try:
+            models = build_role_models(
+                self.settings,
+                self._instances,
+                local_url=local_url,
+                local_model_name=self.server.model_name if self.server else "",
+                local_context_window=self.settings.local_context_window,
+            )
+            if self._embedding_function is None:
+                from codi_agents.embeddings import default_embedding_function
+
+                self._embedding_function = default_embedding_function()
+            self.index = PassageIndex.open(
+                self._embedding_function, path=self.settings.chroma_path, url=self.settings.chroma_url
+            )
+            critic_is_local = "critic" not in self._instances and not self.settings.endpoint_for("critic").configured
+            judge_weight = self.settings.judge_weight
+            if judge_weight is None:
+                judge_weight = (
+                    self.calibration.judge_weight_embedded if critic_is_local else self.calibration.judge_weight_remote
+                )
+            self.context = SimulationContext(
+                task=self.task,
+                settings=self.settings,
+                models=models,
+                index=self.index,
+                calibration=self.calibration,
+                judge_weight=judge_weight,
+                embed=self._embedding_function,
+            )
+            self._graph = build_graph(self.task)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Drop an in-memory index and stop the embedded model server; safe to call twice."""
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        self.context = None
+
+    def __enter__(self) -> Session:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Session:
+        return self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def models(self) -> dict[str, str]:
+        """The model name per role, as the record keeps it."""
+        context = self._require_open()
+        return {role: context.models[role].name for role in ROLES}
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of everything that shapes output: settings, task version, calibration, embedding."""
+        name = getattr(self._embedding_function, "name", lambda: "")()
+        return stable_hash(
+            {
+                "settings": self.settings.output_affecting(),
+                "task": [self.task.name, self.task.version],
+                "calibration": self.calibration.version,
+                "embedding": name,
+            }
+        )
+
+    def prepare(self, document: Document) -> list[Passage]:
+        """Chunk a document and index its passages (once per text)."""
+        context = self._require_open()
+        passages = chunk_document(
+            document, chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap
+        )
+        context.index.add(document, passages)
+        return passages
+
+    async def simulate(
+        self,
+        document: Document,
+        persona: Persona,
+        flow: FlowGraph,
+        *,
+        seed: int,
+        passages: Sequence[Passage] | None = None,
+    ) -> Conversation:
+        """Simulate one conversation; the record says whether the critic accepted it."""
+        context = self._require_open()
+        if self.server is not None:
+            self.server.check_alive()
+        started = time.perf_counter()
+        if passages is None:
+            passages = await asyncio.to_thread(self.prepare, document)
+        state: SimulationInput = {
+            "document": document,
+            "passages": list(passages),
+            "persona": persona,
+            "flow": flow,
+            "seed": seed,
+        }
+        config = {"recursion_limit": recursion_limit(self.settings, flow.max_turns)}
+        try:
+            output = await self._graph.ainvoke(state, config=config, context=context)
+        except Exception:
+            if self.server is not None:
+                self.server.check_alive()
+            raise
+        return Conversation(
+            id=conversation_id(self.task.name, document.id, persona, flow, seed, self.fingerprint),
+            task=self.task.name,
+            doc_id=document.id,
+            doc_title=document.title,
+            persona=persona,
+            flow=flow.name,
+            path=output.get("path", []),
+            user_mode=self.settings.user_mode,
+            turns=output.get("turns", []),
+            passages=output.get("passages_used", {}),
+            accepted=output.get("outcome") == "accepted",
+            rejection=output.get("rejection"),
+            rejection_reason=output.get("rejection_reason"),
+            failures=output.get("failures", []),
+            models=self.models,
+            usage=output.get("usage", {}),
+            seed=seed,
+            settings_fingerprint=self.fingerprint,
+            codi_version=__version__,
+            duration_seconds=round(time.perf_counter() - started, 4),
+            flags=["truncated"] if output.get("truncated") else [],
+        )
+
+    def _require_open(self) -> SimulationContext:
+        if self.context is None:
+            raise RuntimeError("The session is not open: use `with Session(...) as session:` or call open().")
+        return self.context
+
+
+def conversation_id(task: str, doc_id: str, persona: Persona, flow: FlowGraph, seed: int, fingerprint: str) -> str:
+    """Deterministic id: the same inputs and output-shaping settings always give the same id."""
+    return stable_hash(
+        {
+            "task": task,
+            "doc": doc_id,
+            "persona": persona.model_dump(mode="json"),
+            "flow": flow.model_dump(mode="json"),
+            "seed": seed,
+            "settings": fingerprint,
+        },
+        length=20,
+    )

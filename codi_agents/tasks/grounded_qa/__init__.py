@@ -1,0 +1,20 @@
+"""The built-in `grounded_qa` task: information-seeking conversations grounded in one document.
+
+Registered through codi's own entry point (`codi_agents.tasks`), exactly as a third-party task is.
+"""
+
+from codi_agents.critic.decision import grounded_decision, grounded_user_check
+from codi_agents.critic.judge import GroundedJudgement
+from codi_agents.tasks.base import Task
+from codi_agents.tasks.grounded_qa.prompts import PROMPTS
+
+task = Task(
+    name="grounded_qa",
+    description="A user asks about a document; the assistant answers only from it, or says it does not say.",
+    prompts=PROMPTS,
+    judge_schema=GroundedJudgement,
+    decide=grounded_decision,
+    check_user=grounded_user_check,
+    default_flow="grounded_qa",
+    version="1",
+)

@@ -1,0 +1,20 @@
+"""Test doubles shipped with codi, so that users' tests need no network and no keys.
+
+- `ScriptedChatModel`: a chat model that replies from a script, with tools and structured output.
+- `HashingEmbeddingFunction`: deterministic bag-of-words embeddings, registered with Chroma.
+- `scripted_models()`: user, assistant and critic models that always produce an accepted conversation.
+"""
+
+from codi_agents.testing.chat import ScriptedChatModel, ScriptExhaustedError
+from codi_agents.testing.embeddings import HashingEmbeddingFunction
+from codi_agents.testing.scripted import approving_judgement, scripted_assistant, scripted_models, scripted_user
+
+__all__ = [
+    "HashingEmbeddingFunction",
+    "ScriptExhaustedError",
+    "ScriptedChatModel",
+    "approving_judgement",
+    "scripted_assistant",
+    "scripted_models",
+    "scripted_user",
+]

@@ -1,0 +1,196 @@
+"""The whole graph with scripted models on a real document: accepted, regenerated, rejected, critic failure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from codi_agents import Conversation, Document, Settings, load_flow, load_persona
+from codi_agents.session import Session
+from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
+
+INVENTED = "The fee is exactly 975 dollars, payable only in Paris."
+
+
+def run(session: Session, document: Document, seed: int = 7, flow: str = "grounded_qa") -> Conversation:
+    return asyncio.run(session.simulate(document, load_persona("curious_student"), load_flow(flow), seed=seed))
+
+
+def reply_under_review(messages: list[BaseMessage]) -> str:
+    match = re.search(r"Reply under review: (.*?)\n\nExpectation:", str(messages[-1].content), re.S)
+    assert match, "the critic prompt must show the reply under review"
+    return match.group(1)
+
+
+def rejecting_judgement(reasons: str) -> dict[str, Any]:
+    return {**approving_judgement([]), "reasons": reasons, "grounded": False, "faithful": False, "score": 0.05}
+
+
+def critic_that_rejects_invented(messages: list[BaseMessage]) -> dict[str, Any]:
+    if "Paris" in reply_under_review(messages):
+        return rejecting_judgement("Nothing in the passages mentions a 975 dollar fee or Paris.")
+    return approving_judgement(messages)
+
+
+def open_session(models: dict[str, ScriptedChatModel], **settings: Any) -> Session:
+    return Session(Settings(seed=7, **settings), models=models, embedding_function=HashingEmbeddingFunction()).open()
+
+
+def test_all_grounded_turns_make_an_accepted_conversation(session: Session, document: Document) -> None:
+    conversation = run(session, document)
+    assert conversation.accepted, conversation.rejection_reason
+    assert len(conversation.turns) == 2 * len(conversation.path)
+    assert [t.role for t in conversation.turns] == ["user", "assistant"] * len(conversation.path)
+    assert [t.link for t in conversation.turns if t.role == "user"] == conversation.path
+    for turn in conversation.turns:
+        if turn.role == "assistant":
+            assert turn.verdict is not None and turn.verdict.accepted
+            assert turn.attempts == 1
+            assert turn.passage_ids and all(pid.startswith(document.id + "::") for pid in turn.passage_ids)
+            assert all(pid in conversation.passages for pid in turn.passage_ids)
+    assert conversation.usage["assistant"].requests == len(conversation.path)
+    assert conversation.models == {
+        "user": "scripted-user",
+        "assistant": "scripted-assistant",
+        "critic": "scripted-critic",
+    }
+    assert conversation.failures == []
+
+
+def test_invented_fact_is_rejected_then_the_regenerated_answer_passes(document: Document) -> None:
+    models = scripted_models()
+    honest = models["assistant"].script
+    calls = {"n": 0}
+
+    def invents_once(messages: list[BaseMessage]) -> str:
+        calls["n"] += 1
+        return INVENTED if calls["n"] == 2 else honest(messages)  # type: ignore[operator]
+
+    models["assistant"] = ScriptedChatModel(script=invents_once, model_name="inventive")
+    models["critic"] = ScriptedChatModel(script=critic_that_rejects_invented, model_name="judge")
+    with open_session(models) as session:
+        conversation = run(session, document)
+    assert conversation.accepted, conversation.rejection_reason
+    second = [t for t in conversation.turns if t.role == "assistant"][1]
+    assert second.attempts == 2
+    assert "Paris" not in second.content
+    assert len(second.rejected_attempts) == 1
+    rejected = second.rejected_attempts[0]
+    assert rejected.content == INVENTED
+    assert not rejected.verdict.accepted and rejected.verdict.rejection in {"not_grounded", "unfaithful"}
+    assert "975" in rejected.verdict.reasons
+    regeneration_prompt = models["assistant"].calls[2][0].content
+    assert "fact-checker rejected your previous reply" in regeneration_prompt
+
+
+def test_answer_that_never_passes_rejects_the_conversation_with_reason_and_outputs(document: Document) -> None:
+    models = scripted_models()
+    models["assistant"] = ScriptedChatModel(script=lambda m: INVENTED, model_name="inventive")
+    models["critic"] = ScriptedChatModel(script=critic_that_rejects_invented, model_name="judge")
+    with open_session(models, max_assistant_retries=2) as session:
+        conversation = run(session, document)
+    assert not conversation.accepted
+    assert conversation.rejection in {"not_grounded", "unfaithful"}
+    assert "975" in (conversation.rejection_reason or "")
+    assert len(conversation.turns) == 2
+    failed = conversation.turns[1]
+    assert failed.content == INVENTED
+    assert failed.attempts == 3
+    assert len(failed.rejected_attempts) == 2
+    assert failed.verdict is not None and failed.verdict.judge is not None
+    assert failed.verdict.judge["grounded"] is False
+    assert len(models["critic"].calls) == 3
+
+
+def test_unparseable_critic_output_is_retried_then_recorded_without_exception(document: Document) -> None:
+    models = scripted_models()
+    models["critic"] = ScriptedChatModel(script=lambda m: "Looks fine to me!", model_name="chatty-judge")
+    with open_session(models, max_parse_retries=2) as session:
+        conversation = run(session, document)
+    assert not conversation.accepted
+    assert conversation.rejection == "critic_failed"
+    assert len(models["critic"].calls) == 3
+    failure = next(f for f in conversation.failures if f.stage == "critic")
+    assert "unparseable GroundedJudgement" in failure.error
+    assert failure.raw_output.count("Looks fine to me!") == 3
+
+
+def test_out_of_role_user_turn_is_regenerated(document: Document) -> None:
+    models = scripted_models()
+    good_user = models["user"].script
+    calls = {"n": 0}
+
+    def first_answers_itself(messages: list[BaseMessage]) -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return "Sure! According to the document, you must report a change of address within ten days."
+        return good_user(messages)  # type: ignore[operator]
+
+    models["user"] = ScriptedChatModel(script=first_answers_itself, model_name="confused-user")
+    with open_session(models) as session:
+        conversation = run(session, document)
+    assert conversation.accepted
+    assert conversation.turns[0].attempts == 2
+    assert not conversation.turns[0].content.startswith("Sure")
+
+
+def test_conversation_round_trips_through_json_and_gives_training_messages(
+    session: Session, document: Document
+) -> None:
+    conversation = run(session, document)
+    restored = Conversation.model_validate_json(conversation.model_dump_json())
+    assert restored == conversation
+    messages = conversation.to_messages()
+    assert messages[0]["role"] == "system"
+    assert "<passage id=" in messages[0]["content"]
+    assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * len(conversation.path)
+    assert all(set(m) == {"role", "content"} and isinstance(m["content"], str) and m["content"] for m in messages)
+    json.dumps({"messages": messages})
+    limited = conversation.to_messages(max_passages=1)
+    assert limited[0]["content"].count("<passage id=") == 1
+
+
+def test_ids_are_deterministic_and_depend_on_seed_and_settings(document: Document) -> None:
+    with Session(Settings(seed=7), models=scripted_models(), embedding_function=HashingEmbeddingFunction()) as one:
+        first = run(one, document, seed=1)
+        again = run(one, document, seed=1)
+        other_seed = run(one, document, seed=2)
+    with Session(Settings(top_k=5), models=scripted_models(), embedding_function=HashingEmbeddingFunction()) as two:
+        other_settings = run(two, document, seed=1)
+    assert first.id == again.id
+    assert first.path == again.path
+    assert first.id != other_seed.id
+    assert first.id != other_settings.id
+
+
+def test_accepted_prefix_policy_keeps_the_turns_before_a_failure(document: Document) -> None:
+    models = scripted_models()
+    honest = models["assistant"].script
+    calls = {"n": 0}
+
+    def invents_from_the_fourth(messages: list[BaseMessage]) -> str:
+        calls["n"] += 1
+        return INVENTED if calls["n"] >= 4 else honest(messages)  # type: ignore[operator]
+
+    models["assistant"] = ScriptedChatModel(script=invents_from_the_fourth, model_name="tiring")
+    models["critic"] = ScriptedChatModel(script=critic_that_rejects_invented, model_name="judge")
+    with open_session(models, acceptance="accepted_prefix") as session:
+        conversation = run(session, document, seed=3)
+    assert len(conversation.path) > 3
+    assert conversation.accepted
+    assert "truncated" in conversation.flags
+    assert conversation.exchanges == 3
+    assert all(t.verdict.accepted for t in conversation.turns if t.verdict)
+
+
+@pytest.mark.parametrize("flow", ["factoid_short", "deep_dive"])
+def test_other_shipped_flows_run(session: Session, wiki_document: Document, flow: str) -> None:
+    conversation = run(session, wiki_document, flow=flow)
+    assert conversation.accepted
+    assert conversation.flow == flow
+    assert conversation.exchanges == len(conversation.path)

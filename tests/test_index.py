@@ -1,0 +1,47 @@
+"""The passage index over Chroma: stable ids, per-document search, persistence with the registered embedding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from codi_agents import Document
+from codi_agents.index import PassageIndex
+from codi_agents.passages import chunk_document
+from codi_agents.testing import HashingEmbeddingFunction
+
+
+def test_passage_ids_are_stable_and_searches_stay_in_their_document(
+    document: Document, wiki_document: Document
+) -> None:
+    index = PassageIndex.open(HashingEmbeddingFunction())
+    first = chunk_document(document)
+    assert [p.id for p in first] == [p.id for p in chunk_document(document)]
+    assert first[0].id == f"{document.id}::0"
+    assert index.add(document, first) is True
+    assert index.add(document, first) is False
+    index.add(wiki_document, chunk_document(wiki_document))
+    found = index.search(wiki_document.id, ["governor pension poetry"], 3)
+    assert found and all(p.doc_id == wiki_document.id for p in found)
+    assert "pension" in found[0].text
+    assert [p.index for p in index.passages(document.id)] == list(range(len(first)))
+    index.close()
+
+
+def test_persisted_collection_reopens_with_its_embedding_function(tmp_path: Path, document: Document) -> None:
+    index = PassageIndex.open(HashingEmbeddingFunction(dimensions=128), path=str(tmp_path))
+    index.add(document, chunk_document(document))
+    del index
+    reopened = PassageIndex.open(HashingEmbeddingFunction(dimensions=128), path=str(tmp_path))
+    assert reopened.add(document, chunk_document(document)) is False
+    config = reopened.collection.configuration_json["embedding_function"]
+    assert config["name"] == "codi_hashing" and config["config"] == {"dimensions": 128}
+    assert reopened.search(document.id, ["change of address within ten days"], 1)[0].index == 1
+
+
+def test_changed_document_text_is_reindexed(tmp_path: Path) -> None:
+    index = PassageIndex.open(HashingEmbeddingFunction(), path=str(tmp_path))
+    old = Document(id="d", title="t", text="Old text about cats.")
+    new = Document(id="d", title="t", text="New text about dogs.")
+    index.add(old, chunk_document(old))
+    assert index.add(new, chunk_document(new)) is True
+    assert [p.text for p in index.passages("d")] == ["New text about dogs."]
