@@ -25,3 +25,11 @@ class SimulationContext:
     """Weight of the LLM judge against the cheap signals (see `critic/decision.py`)."""
     embed: Embed | None = None
     """Sentence embeddings for the critic's similarity signals; None disables them."""
+    embedded_roles: frozenset[Role] = frozenset()
+    """Roles served by the embedded local model (small: prompts and outputs are tightened for it)."""
+
+    def structured_user_turns(self) -> bool:
+        """Whether the user simulator answers through the grammar-constrained `UserMessage` schema."""
+        if self.settings.user_output == "auto":
+            return "user" in self.embedded_roles
+        return self.settings.user_output == "structured"

@@ -26,6 +26,8 @@ REMOTE_CONCURRENCY = 64
 LOCAL_CONCURRENCY = 1
 """llama.cpp's Python server answers one request at a time."""
 LOCAL_MAX_TOKENS: dict[Role, int] = {"user": 96, "assistant": 200, "critic": 320}
+LOCAL_TEMPERATURES: dict[Role, float] = {"user": 0.6, "assistant": 0.2, "critic": 0.0}
+"""A 135M model drifts off topic quickly: lower temperatures than for strong models (measured on prompts)."""
 """Bounded replies for the 135M model: short turns, and room for the judge's reasons and fields."""
 LOCAL_TIMEOUT_SECONDS = 300.0
 """One request at a time on two cores: a queue of them can take minutes."""
@@ -79,6 +81,7 @@ def build_role_models(
                     "base_url": local_url,
                     "model": local_model_name,
                     "max_tokens": config.max_tokens or LOCAL_MAX_TOKENS[role],
+                    "temperature": _explicit_temperature(settings, role, LOCAL_TEMPERATURES[role]),
                     "timeout": config.timeout or LOCAL_TIMEOUT_SECONDS,
                 }
             )
@@ -98,6 +101,14 @@ def build_role_models(
             max_tokens=max_tokens,
         )
     return models
+
+
+def _explicit_temperature(settings: Settings, role: Role, default: float) -> float:
+    """The temperature the user set for this role, else for every role, else `default`."""
+    for value in (getattr(settings, role).temperature, settings.endpoint.temperature):
+        if value is not None:
+            return float(value)
+    return default
 
 
 def openai_chat_model(config: EndpointSettings, api_key: str | None = None) -> BaseChatModel:

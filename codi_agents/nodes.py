@@ -15,8 +15,10 @@ from langgraph.runtime import Runtime
 from codi_agents.calls import RequestRejectedError, RoleModel
 from codi_agents.context import SimulationContext
 from codi_agents.critic import assess_exchange
-from codi_agents.outputs import clean_answer, clean_user_message
+from codi_agents.outputs import UserMessage, clean_answer, clean_user_message
 from codi_agents.prompting import (
+    DEFAULT_READER_VIEW_CHARS,
+    SMALL_MODEL_READER_VIEW_CHARS,
     PromptBudget,
     PromptContext,
     assistant_messages,
@@ -47,6 +49,7 @@ async def user(state: SimulationState, runtime: Runtime[SimulationContext]) -> U
         link=context.link,
         used_ids=used,
         seed=state["seed"] * 1000 + state["step"],
+        budget_chars=SMALL_MODEL_READER_VIEW_CHARS if "user" in ctx.embedded_roles else DEFAULT_READER_VIEW_CHARS,
     )
     update: Update = {
         "user_attempts": state.get("user_attempts", 0) + 1,
@@ -59,7 +62,13 @@ async def user(state: SimulationState, runtime: Runtime[SimulationContext]) -> U
     }
     try:
         text, usage, failures = await _generate(
-            ctx.models["user"], user_messages(context), clean_user_message, ctx, "user", state["step"]
+            ctx.models["user"],
+            user_messages(context),
+            clean_user_message,
+            ctx,
+            "user",
+            state["step"],
+            structured=ctx.structured_user_turns(),
         )
     except RequestRejectedError as exc:
         return update | _rejected("request_rejected", str(exc), stage="user", step=state["step"])
@@ -228,18 +237,36 @@ def _prompt_context(state: SimulationState, ctx: SimulationContext) -> PromptCon
 
 
 async def _generate(
-    model: RoleModel, messages: list[Any], clean: Any, ctx: SimulationContext, stage: str, step: int
+    model: RoleModel,
+    messages: list[Any],
+    clean: Any,
+    ctx: SimulationContext,
+    stage: str,
+    step: int,
+    *,
+    structured: bool = False,
 ) -> tuple[str | None, Usage, list[Failure]]:
-    """Plain-text generation, asked again (bounded) when the cleaned output is empty."""
+    """Generate a turn's text, asked again (bounded) when the cleaned output is empty or does not parse.
+
+    `structured` asks for a `UserMessage` through structured output, which a server can enforce
+    with a grammar: it keeps small models to one short message instead of a ramble.
+    """
     usage = Usage()
     failures: list[Failure] = []
     for _ in range(ctx.settings.max_parse_retries + 1):
-        result = await model.complete(messages)
-        usage = usage + result.usage
-        text = clean(result.text)
+        if structured:
+            parsed = await model.structured(UserMessage, messages, parse_retries=0)
+            usage = usage + parsed.usage
+            raw = "\n".join(parsed.raw_outputs)
+            text = clean(parsed.parsed.message) if parsed.parsed else ""
+        else:
+            result = await model.complete(messages)
+            usage = usage + result.usage
+            raw = result.text
+            text = clean(result.text)
         if text:
             return text, usage, failures
-        failures.append(Failure(stage=stage, error="empty output after cleaning", raw_output=result.text, turn=step))
+        failures.append(Failure(stage=stage, error="empty or unparseable output", raw_output=raw, turn=step))
     return None, usage, failures
 
 

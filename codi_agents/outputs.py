@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from pydantic import BaseModel, Field
+
 MAX_USER_CHARS = 600
 MAX_ANSWER_CHARS = 2400
 _ROLE_PREFIX = re.compile(
@@ -11,6 +13,12 @@ _ROLE_PREFIX = re.compile(
 )
 _OTHER_ROLE = re.compile(r"\n\s*(\*\*)?(assistant|user|system|question|answer)(\*\*)?\s*:", re.I)
 _INSTRUCTION_ECHO = re.compile(r"^\s*\((your (next|first) message|next turn)[^)]*\)\s*", re.I)
+
+
+class UserMessage(BaseModel):
+    """The user's next message to the assistant."""
+
+    message: str = Field(description="The user's next message, in the user's own words.", max_length=MAX_USER_CHARS)
 
 
 def clean_turn_text(text: str, *, limit: int) -> str:

@@ -29,6 +29,8 @@ MIN_PASSAGE_CHARS = 200
 SEEKER_VIEW_CHARS = 400
 """A seeker sees the title and about this much of the opening, as QuAC's askers did."""
 DEFAULT_READER_VIEW_CHARS = 2400
+SMALL_MODEL_READER_VIEW_CHARS = 1200
+"""A 135M model loses the thread in long prompts: it reads half as much of the document per turn."""
 HISTORY_FOR_CRITIC = 4
 """Turns of history the judge sees: enough to resolve pronouns and ellipsis."""
 

@@ -79,12 +79,16 @@ class Session:
             self.index = PassageIndex.open(
                 self._embedding_function, path=self.settings.chroma_path, url=self.settings.chroma_url
             )
-            critic_is_local = "critic" not in self._instances and not self.settings.endpoint_for("critic").configured
+            embedded_roles = frozenset(
+                role
+                for role in ROLES
+                if role not in self._instances and not self.settings.endpoint_for(role).configured
+            )
             judge_weight = self.settings.judge_weight
-            if judge_weight is None:
-                judge_weight = (
-                    self.calibration.judge_weight_embedded if critic_is_local else self.calibration.judge_weight_remote
-                )
+            if judge_weight is None and "critic" in embedded_roles:
+                judge_weight = self.calibration.judge_weight_embedded
+            elif judge_weight is None:
+                judge_weight = self.calibration.judge_weight_remote
             self.context = SimulationContext(
                 task=self.task,
                 settings=self.settings,
@@ -93,6 +97,7 @@ class Session:
                 calibration=self.calibration,
                 judge_weight=judge_weight,
                 embed=self._embedding_function,
+                embedded_roles=embedded_roles,
             )
             self._graph = build_graph(self.task)
         except BaseException:

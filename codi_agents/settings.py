@@ -38,6 +38,7 @@ ROLE_TEMPERATURES: dict[Role, float] = {"user": 0.8, "assistant": 0.3, "critic":
 StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
 AcceptancePolicy = Literal["all_turns", "accepted_prefix"]
 UserMode = Literal["reader", "seeker"]
+UserOutput = Literal["auto", "text", "structured"]
 
 
 class EndpointSettings(BaseModel):
@@ -87,6 +88,11 @@ class Settings(BaseModel):
     flow: str | None = Field(default=None, description="Flow graph name or path; default: the task's.")
     user_mode: UserMode = Field(
         default="reader", description="`reader` sees the document (CoQA); `seeker` sees its title and opening (QuAC)."
+    )
+    user_output: UserOutput = Field(
+        default="auto",
+        description="How the user simulator answers: `text`, or `structured` (a grammar-constrained short message, "
+        "which keeps small models in role); `auto` is structured for the embedded model, text otherwise.",
     )
     top_k: int = Field(default=3, ge=1, le=20, description="Passages retrieved per user turn.")
     chunk_size: int = Field(default=800, ge=100, description="Characters per passage.")
