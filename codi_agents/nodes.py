@@ -28,6 +28,7 @@ from codi_agents.prompting import (
 from codi_agents.queries import contextual_queries
 from codi_agents.record import Failure, RejectedAttempt, Turn, Usage
 from codi_agents.state import SimulationState
+from codi_agents.tasks.base import ConversationCheck, ConversationDraft
 
 Update = dict[str, Any]
 
@@ -163,8 +164,11 @@ def commit(state: SimulationState) -> Update:
 
 
 def finish(state: SimulationState, runtime: Runtime[SimulationContext]) -> Update:
-    """Decide the outcome: accepted when every exchange passed, otherwise rejected with the reason."""
+    """Decide the outcome: accepted when every exchange passed and the task's conversation rule agrees."""
     if state["step"] >= len(state["path"]) and state.get("outcome") == "running":
+        outcome = _conversation_rule(state, runtime.context, truncated=False)
+        if not outcome.accepted:
+            return {"outcome": "rejected", "rejection": outcome.rejection, "rejection_reason": outcome.reason}
         return {"outcome": "accepted", "rejection": None, "rejection_reason": None, "truncated": False}
     rejection, reason = state.get("rejection"), state.get("rejection_reason")
     check = state.get("user_check")
@@ -177,7 +181,10 @@ def finish(state: SimulationState, runtime: Runtime[SimulationContext]) -> Updat
         raise RuntimeError(f"finish reached at step {state['step']} of {len(state['path'])} with no reason to stop")
     committed = sum(1 for turn in state.get("turns", []) if turn.role == "assistant")
     if runtime.context.settings.acceptance == "accepted_prefix" and committed >= state["flow"].min_turns:
-        return {"outcome": "accepted", "truncated": True, "rejection": None, "rejection_reason": None}
+        prefix = _conversation_rule(state, runtime.context, truncated=True)
+        if prefix.accepted:
+            return {"outcome": "accepted", "truncated": True, "rejection": None, "rejection_reason": None}
+        reason = f"{reason}; the accepted prefix was not kept: {prefix.reason}"
     return {
         "outcome": "rejected",
         "rejection": rejection,
@@ -186,6 +193,23 @@ def finish(state: SimulationState, runtime: Runtime[SimulationContext]) -> Updat
         if state.get("user_draft")
         else [],
     }
+
+
+def _conversation_rule(state: SimulationState, ctx: SimulationContext, *, truncated: bool) -> ConversationCheck:
+    """The task's conversation-level rule over the committed turns; a task without one accepts."""
+    rule = ctx.task.accept_conversation
+    if rule is None:
+        return ConversationCheck(accepted=True)
+    draft = ConversationDraft(
+        document=state["document"],
+        persona=state["persona"],
+        flow=state["flow"],
+        path=list(state["path"]),
+        turns=list(state.get("turns", [])),
+        passages=dict(state.get("passages_used", {})),
+        truncated=truncated,
+    )
+    return rule(draft)
 
 
 def after_user(state: SimulationState) -> Literal["retrieve", "finish"]:

@@ -18,12 +18,17 @@ from codi_agents.session import Session
 from codi_agents.settings import UserMode
 from codi_agents.tasks import get_task
 
+DEFAULT_PERSONA = "curious_student"
+"""The persona of a task that names no default personas."""
+
 
 def simulate_command(
     doc: Annotated[
         Path, typer.Option("--doc", help="Document to ground the conversation in (.txt, .md, .html, .pdf).")
     ],
-    persona: Annotated[str, typer.Option("--persona", help="Persona name or .toml path.")] = "curious_student",
+    persona: Annotated[
+        str | None, typer.Option("--persona", help="Persona name or .toml path; default: the task's first persona.")
+    ] = None,
     flow: Annotated[str | None, typer.Option("--flow", help="Flow graph name or .toml path.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for the flow path.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the conversation record as JSON here.")] = None,
@@ -44,7 +49,8 @@ def simulate_command(
     )
     resolved_task = get_task(settings.task)
     document = load_document(doc, max_bytes=settings.max_document_bytes, oversize=settings.oversize)
-    resolved_persona = load_persona(persona, search_dirs=resolved_task.persona_dirs)
+    default_persona = resolved_task.default_personas[0] if resolved_task.default_personas else DEFAULT_PERSONA
+    resolved_persona = load_persona(persona or default_persona, search_dirs=resolved_task.persona_dirs)
     resolved_flow = load_flow(settings.flow or resolved_task.default_flow, search_dirs=resolved_task.flow_dirs)
     session = Session(settings, task=resolved_task)
     try:

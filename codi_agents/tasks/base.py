@@ -1,8 +1,10 @@
-"""What a conversational task declares: prompts per role, the judge's schema, the acceptance rule.
+"""What a conversational task declares: prompts per role, the judge's schema, the acceptance rules.
 
 A `Task` is checked when it is created: every placeholder in its prompt templates must be one the
-core provides for that template or one the task declares in `variables`, so a typo fails at import
-rather than after an hour of generation (as distilabel checks its templates).
+core provides for that template or one the task declares in `variables`, and the placeholders a
+template cannot work without (the passages for the assistant, the reply for the judge ...) must be
+there, so a typo fails at import rather than after an hour of generation (as distilabel checks its
+templates).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ if TYPE_CHECKING:
     from langgraph.graph import StateGraph
 
     from codi_agents.critic.inputs import CriticInputs
+    from codi_agents.documents import Document
+    from codi_agents.flows import FlowGraph
     from codi_agents.passages import Passage
+    from codi_agents.personas import Persona
     from codi_agents.prompting import PromptContext
-    from codi_agents.record import Conversation, UserCheck, Verdict
+    from codi_agents.record import Conversation, RejectionCategory, Turn, UserCheck, Verdict
 
 TASK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -39,6 +44,14 @@ CORE_VARIABLES: Mapping[str, frozenset[str]] = {
     "training_system": frozenset({"passages", "document_title"}),
 }
 """The placeholders the core fills in each template."""
+
+REQUIRED_VARIABLES: Mapping[str, frozenset[str]] = {
+    "user_turn": frozenset({"instruction"}),
+    "assistant_system": frozenset({"passages"}),
+    "critic_turn": frozenset({"passages", "question", "answer"}),
+    "training_system": frozenset({"passages"}),
+}
+"""Placeholders a template cannot do without: the flow's steering, the grounding, the reply under review."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,42 @@ class Prompts:
 
 
 @dataclass(frozen=True)
+class ConversationDraft:
+    """A finished conversation before its outcome is decided: what a conversation-level rule sees."""
+
+    document: Document
+    """The document the conversation is grounded in."""
+    persona: Persona
+    """The simulated user."""
+    flow: FlowGraph
+    """The flow graph the path was sampled from."""
+    path: list[str]
+    """The sampled links (longer than the committed exchanges when `truncated`)."""
+    turns: list[Turn]
+    """The committed turns; every assistant turn in it passed the per-turn rule."""
+    passages: dict[str, Passage]
+    """Every passage shown to the assistant, by id."""
+    truncated: bool = False
+    """True when the accepted-prefix policy is about to keep only the turns before a failure."""
+
+    @property
+    def links(self) -> list[str]:
+        """The links of the committed exchanges, in order."""
+        return [turn.link or "" for turn in self.turns if turn.role == "user"]
+
+
+@dataclass(frozen=True)
+class ConversationCheck:
+    """The outcome of a task's conversation-level rule."""
+
+    accepted: bool
+    reason: str = ""
+    """Why, in a sentence; becomes the conversation's `rejection_reason` when it fails."""
+    rejection: RejectionCategory = "does_not_answer"
+    """The category recorded when it fails."""
+
+
+@dataclass(frozen=True)
 class Task:
     """A conversational task: prompts, judge schema and acceptance rules, default flow and personas."""
 
@@ -72,6 +121,9 @@ class Task:
     """Combines cheap signals and the judge's output into the turn's verdict (the acceptance rule)."""
     check_user: Callable[[CriticInputs], UserCheck]
     """Checks the user turn: planned link realised, stayed in role."""
+    accept_conversation: Callable[[ConversationDraft], ConversationCheck] | None = None
+    """Checks the whole conversation once every exchange passed (e.g. "the customer's goal was reached");
+    None accepts every conversation whose exchanges all passed."""
     default_flow: str = "grounded_qa"
     persona_dirs: tuple[Path, ...] = ()
     """Folders searched for personas before the shipped `personas/`."""
@@ -80,15 +132,39 @@ class Task:
     default_personas: tuple[str, ...] = ()
     """Personas a batch run uses when its config names none; empty means every persona found."""
     variables: Mapping[str, Callable[[PromptContext], str]] = field(default_factory=dict)
-    """Extra placeholders the task fills itself, by name."""
+    """Extra placeholders the task fills itself, by name; a core name (e.g. `expectation`) is overridden."""
     graph_builder: Callable[[Task], StateGraph[Any, Any, Any, Any]] | None = None
     """Builds a different turn loop; default: the standard plan/user/retrieve/assistant/critic graph."""
     version: str = "1"
     """Bump when prompts or rules change: it enters the settings fingerprint."""
 
     def __post_init__(self) -> None:
-        if not TASK_NAME.match(self.name):
+        if not isinstance(self.name, str) or not TASK_NAME.match(self.name):
             raise TaskError(f"Task name {self.name!r} is invalid: use lowercase letters, digits and underscores.")
+        if not isinstance(self.prompts, Prompts):
+            raise TaskError(f"Task {self.name!r}: prompts must be a Prompts, got {type(self.prompts).__name__}.")
+        self._check_judge_schema()
+        self._check_callables()
+        for name in self.variables:
+            if not name.isidentifier():
+                raise TaskError(f"Task {self.name!r}: variable name {name!r} must be a plain identifier.")
+        for template_name, allowed in CORE_VARIABLES.items():
+            used = placeholders(getattr(self.prompts, template_name), f"{self.name}.{template_name}")
+            unknown = used - allowed - set(self.variables)
+            if unknown:
+                raise TaskError(
+                    f"Task {self.name!r}, prompt {template_name}: unknown placeholder(s) "
+                    f"{', '.join('{' + name + '}' for name in sorted(unknown))}. "
+                    f"Allowed: {', '.join(sorted(allowed | set(self.variables)))}; declare others in `variables`."
+                )
+            missing = REQUIRED_VARIABLES.get(template_name, frozenset()) - used
+            if missing:
+                raise TaskError(
+                    f"Task {self.name!r}, prompt {template_name}: missing placeholder(s) "
+                    f"{', '.join('{' + name + '}' for name in sorted(missing))}; the prompt cannot work without them."
+                )
+
+    def _check_judge_schema(self) -> None:
         if not (isinstance(self.judge_schema, type) and issubclass(self.judge_schema, BaseModel)):
             raise TaskError(f"Task {self.name!r}: judge_schema must be a pydantic model class.")
         first = next(iter(self.judge_schema.model_fields), None)
@@ -97,15 +173,16 @@ class Task:
                 f"Task {self.name!r}: the judge schema's first field must be `reasons` (got {first!r}), "
                 "so that the model reasons before it decides."
             )
-        for template_name, allowed in CORE_VARIABLES.items():
-            template = getattr(self.prompts, template_name)
-            unknown = placeholders(template, f"{self.name}.{template_name}") - allowed - set(self.variables)
-            if unknown:
-                raise TaskError(
-                    f"Task {self.name!r}, prompt {template_name}: unknown placeholder(s) "
-                    f"{', '.join('{' + name + '}' for name in sorted(unknown))}. "
-                    f"Allowed: {', '.join(sorted(allowed | set(self.variables)))}; declare others in `variables`."
-                )
+
+    def _check_callables(self) -> None:
+        required = {"decide": self.decide, "check_user": self.check_user}
+        optional = {"accept_conversation": self.accept_conversation, "graph_builder": self.graph_builder}
+        for what, value in {**required, **optional}.items():
+            if (value is not None or what in required) and not callable(value):
+                raise TaskError(f"Task {self.name!r}: {what} must be a function, got {type(value).__name__}.")
+        for what, provide in self.variables.items():
+            if not callable(provide):
+                raise TaskError(f"Task {self.name!r}: variable {what!r} must be a function of the prompt context.")
 
     def training_system_prompt(self, conversation: Conversation, passages: list[Passage]) -> str:
         """The system prompt of an exported training conversation."""
