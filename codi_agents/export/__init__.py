@@ -1,0 +1,29 @@
+"""Training-ready datasets from a run directory: OpenAI chat JSONL, ShareGPT, Hugging Face, DPO pairs.
+
+    from codi_agents.export import ExportOptions, export_run
+    export_run("runs/dmv", "hf", "datasets/dmv", ExportOptions(validation_ratio=0.1, min_score=0.6))
+
+`RunDirectory` reads a run's files (streaming, with errors that name the file and line); the
+report uses it too.
+"""
+
+from codi_agents.export.formats import FORMATS, ExportFormat, hf_features
+from codi_agents.export.run_dir import RunDirectory, RunDirectoryError, TornLineWarning, read_conversations
+from codi_agents.export.selection import ExportOptions, conversation_score, split_documents
+from codi_agents.export.write import ExportError, ExportResult, export_run
+
+__all__ = [
+    "FORMATS",
+    "ExportError",
+    "ExportFormat",
+    "ExportOptions",
+    "ExportResult",
+    "RunDirectory",
+    "RunDirectoryError",
+    "TornLineWarning",
+    "conversation_score",
+    "export_run",
+    "hf_features",
+    "read_conversations",
+    "split_documents",
+]
