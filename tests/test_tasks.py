@@ -112,6 +112,14 @@ def test_declared_variables_are_allowed_and_may_override_core_placeholders() -> 
     assert set(task.variables) == {"reading_level", "expectation"}
 
 
+def test_the_export_prompt_may_not_use_task_variables_which_do_not_exist_at_export() -> None:
+    prompts = replace(PROMPTS, training_system=PROMPTS.training_system + " Level: {reading_level}.")
+    with pytest.raises(
+        TaskError, match=r"prompt training_system: unknown placeholder\(s\) \{reading_level\}.*at export"
+    ):
+        make_task(prompts=prompts, variables={"reading_level": lambda c: "easy"})
+
+
 def test_a_prompt_missing_what_it_cannot_work_without_is_refused() -> None:
     prompts = replace(PROMPTS, assistant_system="Answer from the document {document_title}.")
     with pytest.raises(TaskError, match=r"prompt assistant_system: missing placeholder\(s\) \{passages\}"):

@@ -45,6 +45,9 @@ CORE_VARIABLES: Mapping[str, frozenset[str]] = {
 }
 """The placeholders the core fills in each template."""
 
+EXPORT_TEMPLATES = frozenset({"training_system"})
+"""Templates filled from a finished record, with no conversation in progress: core placeholders only."""
+
 REQUIRED_VARIABLES: Mapping[str, frozenset[str]] = {
     "user_turn": frozenset({"instruction"}),
     "assistant_system": frozenset({"passages"}),
@@ -148,14 +151,20 @@ class Task:
         for name in self.variables:
             if not name.isidentifier():
                 raise TaskError(f"Task {self.name!r}: variable name {name!r} must be a plain identifier.")
-        for template_name, allowed in CORE_VARIABLES.items():
+        for template_name, core in CORE_VARIABLES.items():
             used = placeholders(getattr(self.prompts, template_name), f"{self.name}.{template_name}")
-            unknown = used - allowed - set(self.variables)
+            allowed = core if template_name in EXPORT_TEMPLATES else core | set(self.variables)
+            unknown = used - allowed
             if unknown:
+                hint = (
+                    "it is filled at export, where the task's own variables do not exist"
+                    if template_name in EXPORT_TEMPLATES
+                    else "declare others in `variables`"
+                )
                 raise TaskError(
                     f"Task {self.name!r}, prompt {template_name}: unknown placeholder(s) "
                     f"{', '.join('{' + name + '}' for name in sorted(unknown))}. "
-                    f"Allowed: {', '.join(sorted(allowed | set(self.variables)))}; declare others in `variables`."
+                    f"Allowed: {', '.join(sorted(allowed))}; {hint}."
                 )
             missing = REQUIRED_VARIABLES.get(template_name, frozenset()) - used
             if missing:

@@ -103,7 +103,7 @@ def support_decision(inputs: CriticInputs) -> Verdict:
     reasons = verdict.reasons
     if verdict.accepted and invented:
         rejection = "unfaithful"
-        reasons = f"the reply gives contact details the help page does not: {', '.join(invented)}; {reasons}"
+        reasons = f"the reply gives contact details the help page does not give: {', '.join(invented)}; {reasons}"
     elif verdict.accepted and STEP_REQUEST in inputs.link.phenomena and not actionable:
         rejection = "does_not_answer"
         reasons = f"the reply gives the customer no step they can act on; {reasons}"

@@ -1,0 +1,87 @@
+"""The examples in examples/ run as written, here with scripted models and hashing embeddings (no model, no network)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from codi_agents import load_flow
+from codi_agents.tasks import unregister_task
+from codi_agents.testing import HashingEmbeddingFunction, scripted_models
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import examples/<name>.py as a fresh module, as `python examples/<name>.py` would run it."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def plain_language_cleanup() -> Iterator[None]:
+    yield
+    unregister_task("plain_language")
+
+
+def test_simulate_one_prints_an_accepted_conversation(capsys: pytest.CaptureFixture[str]) -> None:
+    models = scripted_models()
+    conversation = load_example("simulate_one").main(models=models, embedding_function=HashingEmbeddingFunction())
+    out = capsys.readouterr().out
+    assert conversation.accepted, conversation.rejection_reason
+    assert conversation.doc_title.startswith("Surrender") and conversation.persona.name == "busy_professional"
+    assert conversation.path == load_flow("factoid_short").sample_path(1)
+    assert f"path: {' -> '.join(conversation.path)}" in out
+    assert f"accepted: {conversation.exchanges} exchanges" in out
+    assert f"assistant: {len(conversation.path)} requests" in out
+    assert len(models["assistant"].calls) == len(conversation.path)
+
+
+def test_custom_persona_and_flow_are_used(capsys: pytest.CaptureFixture[str]) -> None:
+    example = load_example("custom_persona_and_flow")
+    models = scripted_models()
+    conversation = example.main(models=models, embedding_function=HashingEmbeddingFunction())
+    out = capsys.readouterr().out
+    assert conversation.accepted, conversation.rejection_reason
+    assert conversation.persona == example.VETERAN
+    assert conversation.flow == "benefit_check"
+    assert set(conversation.path) <= {"overview", "follow_up", "yes_no", "not_covered", "closing"}
+    assert conversation.path[0] == "overview"
+    assert "flow 'benefit_check': 5 links" in out
+    first_user_prompt = models["user"].calls[0][0].content
+    assert "A veteran who left the army last month" in first_user_prompt
+    assert "Ask what the benefit described in the document is" in models["user"].calls[0][-1].content
+
+
+def test_register_task_registers_and_simulates_with_its_own_prompts(
+    capsys: pytest.CaptureFixture[str], plain_language_cleanup: None
+) -> None:
+    models = scripted_models()
+    conversation = load_example("register_task").main(models=models, embedding_function=HashingEmbeddingFunction())
+    out = capsys.readouterr().out
+    assert "caught at creation: Task 'plain_language', prompt assistant_system: unknown placeholder(s) {pasages}" in out
+    assert conversation.accepted, conversation.rejection_reason
+    assert conversation.task == "plain_language" and conversation.flow == "factoid_short"
+    assert "Write for a reader aged about twelve" in models["assistant"].calls[0][0].content
+    assert "The reply must suit a reader aged about twelve" in models["critic"].calls[0][-1].content
+    assert "in plain language" in conversation.to_messages()[0]["content"]
+
+
+@pytest.mark.local_model
+def test_simulate_one_runs_as_a_script_on_the_embedded_model(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "simulate_one.py")], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "path: " in result.stdout
+    assert "accepted: " in result.stdout or "rejected (" in result.stdout
+    assert "smollm2" in result.stdout.lower()
