@@ -30,9 +30,10 @@ def _register() -> None:
 
     app.command("simulate")(simulate_cmd.simulate_command)
     app.command("tasks")(tasks_cmd.tasks_command)
-    from codi_agents.cli import export_cmd
+    from codi_agents.cli import export_cmd, report_cmd
 
     app.command("export")(export_cmd.export_command)
+    app.command("report")(report_cmd.report_command)
 
 
 def main(argv: list[str] | None = None) -> None:

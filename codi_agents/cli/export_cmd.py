@@ -50,7 +50,7 @@ def export_command(
     with console.status(f"exporting {run_dir} as {format}..."):
         result = export_run(run_dir, format, out, options, overwrite=overwrite, secrets=known_secrets())
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title=f"{format} export of {run_dir}")
     table.add_column("split")
     table.add_column("pairs" if format == "preference" else "conversations", justify="right")
@@ -64,4 +64,4 @@ def export_command(
         f"{counts.below_min_score:,} below the minimum score.",
         highlight=False,
     )
-    console.print(f"wrote {out}", highlight=False)
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
