@@ -1,0 +1,65 @@
+"""Model selection: instances, configured endpoints and the embedded model, per role."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_openai import ChatOpenAI
+
+from codi_agents import ConfigError, load_settings
+from codi_agents.models import build_role_models, needs_local_model, role_instances
+from codi_agents.testing import ScriptedChatModel
+
+
+def test_no_endpoint_means_every_role_uses_the_shared_embedded_server() -> None:
+    settings = load_settings(environ={})
+    assert needs_local_model(settings, {})
+    models = build_role_models(settings, {}, local_url="http://127.0.0.1:9999/v1", local_model_name="smollm2")
+    assert {role: m.name for role, m in models.items()} == dict.fromkeys(("user", "assistant", "critic"), "smollm2")
+    assert len({id(m.endpoint) for m in models.values()}) == 1
+    assert models["user"].endpoint.limiter.maximum == 1
+    chat = models["critic"].chat
+    assert isinstance(chat, ChatOpenAI)
+    assert chat.openai_api_base == "http://127.0.0.1:9999/v1"
+    assert chat.temperature == 0.0
+    assert chat.extra_body == {"max_tokens": models["critic"].max_tokens}
+
+
+def test_a_configured_endpoint_takes_precedence_over_the_embedded_model() -> None:
+    settings = load_settings(
+        environ={
+            "OPENAI_BASE_URL": "http://vllm.internal:8000/v1",
+            "OPENAI_API_KEY": "sk-x",
+            "CODI_MODEL": "qwen2.5-7b",
+        }
+    )
+    assert not needs_local_model(settings, {})
+    models = build_role_models(settings, {})
+    for model in models.values():
+        assert isinstance(model.chat, ChatOpenAI)
+        assert model.chat.openai_api_base == "http://vllm.internal:8000/v1"
+        assert model.name == "qwen2.5-7b"
+        assert model.chat.max_retries == 0
+
+
+def test_one_role_on_an_endpoint_and_the_others_embedded() -> None:
+    settings = load_settings(environ={}, critic={"base_url": "http://judge:8000/v1", "model": "judge-70b"})
+    assert needs_local_model(settings, {})
+    models = build_role_models(settings, {}, local_url="http://127.0.0.1:1/v1", local_model_name="small")
+    assert models["critic"].name == "judge-70b" and models["user"].name == "small"
+    assert models["critic"].endpoint is not models["user"].endpoint
+
+
+def test_instances_win_and_need_no_server() -> None:
+    scripted = ScriptedChatModel(script=["hi"], model_name="mine")
+    instances = role_instances(scripted)
+    assert not needs_local_model(load_settings(environ={}), instances)
+    models = build_role_models(load_settings(environ={}), instances)
+    assert all(model.name == "mine" for model in models.values())
+    with pytest.raises(ConfigError, match="Unknown role"):
+        role_instances({"narrator": scripted})
+
+
+def test_an_endpoint_without_a_model_name_is_a_clear_error() -> None:
+    settings = load_settings(environ={"OPENAI_BASE_URL": "http://localhost:11434/v1"})
+    with pytest.raises(ConfigError, match="no model name"):
+        build_role_models(settings, {})
