@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from codi_agents.calls import RoleModel
 from codi_agents.critic.calibration import Calibration
 from codi_agents.critic.inputs import CriticInputs
-from codi_agents.critic.signals import Embed, grounding_signals, user_turn_signals
+from codi_agents.critic.signals import Embed, grounding_signals
+from codi_agents.critic.user_turns import user_turn_signals
 from codi_agents.prompting import PromptBudget, PromptContext, critic_messages
 from codi_agents.record import Failure, Usage, UserCheck, Verdict
 
@@ -49,7 +50,7 @@ async def assess_exchange(
         calibration=calibration,
         judge_weight=judge_weight,
         signals=signals,
-        user_signals=user_turn_signals(context.question, context.link, len(context.history)),
+        user_signals=user_turn_signals(context.question, context.link, [turn.content for turn in context.history]),
     )
     usage = Usage()
     failure = None

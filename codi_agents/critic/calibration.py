@@ -7,6 +7,7 @@ enters the settings fingerprint, so a new calibration means new conversation ids
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tomllib
 from functools import lru_cache
@@ -34,11 +35,40 @@ class Calibration(BaseModel):
     question_support_answerable: float = Field(
         default=0.6, description="Question-to-passage similarity above which the passages likely hold the answer."
     )
+    question_coverage_answerable: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of the question's content words the passages must contain to likely hold the answer.",
+    )
+    fit_items: list[str] = Field(
+        default_factory=list,
+        description="Digests of the labelled item ids the numbers were fitted on (`item_digest`), so that an "
+        "evaluation can tell held-out items from fitted ones.",
+    )
 
     def probability(self, signals: dict[str, float]) -> float:
         """P(turn is faithful | signals); missing signals count as 0."""
         logit = self.intercept + sum(weight * signals.get(name, 0.0) for name, weight in self.weights.items())
         return 1.0 / (1.0 + math.exp(-max(min(logit, 40.0), -40.0)))
+
+    def passages_answer(self, signals: dict[str, float]) -> bool | None:
+        """Whether the passages likely hold the answer to the user's question, or None when nothing tells.
+
+        Both must hold: the question's content words are mostly found in the passages, and some
+        passage sentence is close to the question in meaning (when embeddings are available).
+        """
+        if "question_coverage" not in signals:
+            return None
+        covered = signals["question_coverage"] >= self.question_coverage_answerable
+        if "question_support" not in signals:
+            return covered
+        return covered and signals["question_support"] >= self.question_support_answerable
+
+
+def item_digest(item_id: str) -> str:
+    """A short, stable digest of a labelled item's id, as stored in `Calibration.fit_items`."""
+    return hashlib.sha256(item_id.encode("utf-8")).hexdigest()[:12]
 
 
 def load_calibration(path: Path | None = None) -> Calibration:

@@ -1,0 +1,95 @@
+"""Light text analysis for the critic's cheap signals: content words, sentences, numbers and names.
+
+Deliberately simple and language-model free: every function is a few regular expressions, so a
+signal costs microseconds and behaves the same on every machine.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.]*")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+|\b[A-Z]{2,}\b")
+
+STOPWORDS = frozenset(
+    """
+    a about above after again against all also am an and any are aren't as at be because been before
+    being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
+    don't down during each few for from further had hadn't has hasn't have haven't having he he'd he'll
+    he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into is isn't
+    it it's its itself just let's me more most mustn't my myself no nor not now of off on once only or
+    other ought our ours ourselves out over own same shan't she she'd she'll she's should shouldn't so
+    some such than that that's the their theirs them themselves then there there's these they they'd
+    they'll they're they've this those through to too under until up very was wasn't we we'd we'll we're
+    we've were weren't what what's when when's where where's which while who who's whom why why's will
+    with won't would wouldn't yes you you'd you'll you're you've your yours yourself yourselves yeah yea
+    well oh okay ok sure really actually like get got one ones thing things much many may might must
+    shall also still even though although however either neither would could please thanks thank know
+    think
+    """.split()
+)
+
+NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        "zero _ two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+    if word != "_"
+} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90"}
+"""Number words read as digits, so that "ten days" in a passage supports "10 days" in a reply ("one" is left
+out: it is far more often a pronoun)."""
+
+_SUFFIXES = ("ations", "ation", "ingly", "ings", "ing", "edly", "ies", "ied", "ed", "es", "ly", "s")
+
+
+def stem(word: str) -> str:
+    """A crude suffix stripper: enough to match plurals and tenses across answer and passage."""
+    if word[0].isdigit():
+        return word.replace(",", "")
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased, lightly stemmed words that carry content (no stopwords, no one-letter words)."""
+    words = []
+    for token in _WORD.findall(text):
+        word = token.lower().strip("'-.,")
+        if len(word) < 2 and not word.isdigit():
+            continue
+        if word in STOPWORDS:
+            continue
+        words.append(NUMBER_WORDS.get(word) or stem(word))
+    return words
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences of a text, dropping empty pieces."""
+    return [part.strip() for part in _SENTENCE_END.split(text) if len(part.strip()) > 2]
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers in a text (digits, or number words from two to ninety), without separators or trailing dots."""
+    found = {match.replace(",", "").rstrip(".") for match in _NUMBER.findall(text)}
+    found.update(NUMBER_WORDS[word] for word in re.findall(r"[a-z]+", text.lower()) if word in NUMBER_WORDS)
+    return found
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words not at the start of a sentence (a rough proxy for names), lower-cased."""
+    found = set()
+    for sentence in sentences(text):
+        for match in _CAPITALISED.finditer(sentence):
+            if match.start() > 0 and match.group().lower() not in STOPWORDS:
+                found.add(match.group().lower())
+    return found
+
+
+def words_of(text: str) -> set[str]:
+    """Every lower-cased letter run of a text: what a name must be found among to count as supported."""
+    return set(re.findall(r"[a-z]+", text.lower()))
