@@ -70,7 +70,11 @@ def test_structure_links_and_groups_match_the_records(run_facts: RunFacts, repor
     checked = [t for c in conversations for t in c.turns if t.role == "user" and t.check]
     for row in s.links:
         assert row.planned == planned[row.link]
-        assert row.realised == sum(1 for t in checked if t.link == row.link and t.check and t.check.link_realised)
+        asked = [t for t in checked if t.link == row.link and t.check]
+        assert row.checked == len(asked)
+        assert row.realised == sum(1 for t in asked if t.check and t.check.link_realised)
+        in_role = sum(1 for t in asked if t.check and t.check.in_role)
+        assert row.in_role_rate == (pytest.approx(in_role / len(asked)) if asked else None)
     unanswerable = next(row for row in s.links if row.link == "unanswerable")
     assert unanswerable.realisation_rate == 0.0, "scripted users answer their own unanswerable questions"
     personas = {row.name: (row.conversations, row.accepted) for row in s.personas}

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from codi_agents.critic.user_turns import LinkRealisation, link_realisation
 from codi_agents.errors import CodiError
 from codi_agents.export.run_dir import RunDirectory
 from codi_agents.record import Conversation, Turn, Verdict
@@ -88,7 +89,8 @@ class _Collector:
     failures: Counter[str] = field(default_factory=Counter)
     exchanges_accepted: Counter[int] = field(default_factory=Counter)
     exchanges_rejected: Counter[int] = field(default_factory=Counter)
-    links: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    links: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    """Link -> [planned by the flow, asked by the user simulator]."""
     personas: dict[str, _Group] = field(default_factory=lambda: defaultdict(_Group))
     flows: dict[str, _Group] = field(default_factory=lambda: defaultdict(_Group))
     assistant_turns: int = 0
@@ -152,11 +154,7 @@ class _Collector:
         for index, turn in enumerate(conversation.turns):
             if turn.role == "user":
                 if turn.link:
-                    tally = self.links[turn.link]
-                    tally[1] += 1
-                    if turn.check is not None:
-                        tally[2] += 1
-                        tally[3] += turn.check.link_realised
+                    self.links[turn.link][1] += 1  # checks are counted by the critic's `link_realisation`
                 continue
             self.assistant_turns += 1
             if turn.rejected_attempts and turn.verdict is not None and turn.verdict.accepted:
@@ -219,8 +217,14 @@ def collect_report(
     """Read every conversation of `run` once and measure it; `reference` dialogues are measured alike."""
     collector = _Collector(seed=seed)
     language = LanguageAccumulator("synthetic (accepted)", seed)
-    for conversation in run.conversations():
-        collector.add(conversation, language)
+
+    def measured(conversations: Iterable[Conversation]) -> Iterator[Conversation]:
+        for conversation in conversations:
+            collector.add(conversation, language)
+            yield conversation
+
+    # One pass: the critic's own aggregation of user-turn checks consumes the stream the collector taps.
+    realisation = link_realisation(measured(run.conversations()))
     if collector.conversations == 0:
         from codi_agents.export.run_dir import RunDirectoryError
 
@@ -235,7 +239,7 @@ def collect_report(
         synthetic_stats = language.result()
     return RunReport(
         overview=_overview(run, collector, prices if prices is not None else prices_from_manifest(run.manifest)),
-        structure=_structure(collector),
+        structure=_structure(collector, realisation),
         critic=_critic(collector),
         language=synthetic_stats,
         reference=reference_stats,
@@ -288,18 +292,21 @@ def _overview(run: RunDirectory, c: _Collector, prices: Prices) -> Overview:
     )
 
 
-def _structure(c: _Collector) -> Structure:
-    links = [
-        LinkRow(
-            link=name,
-            planned=tally[0],
-            asked=tally[1],
-            checked=tally[2],
-            realised=tally[3],
-            realisation_rate=tally[3] / tally[2] if tally[2] else None,
+def _structure(c: _Collector, realisation: Mapping[str, LinkRealisation]) -> Structure:
+    links = []
+    for name, tally in sorted(c.links.items(), key=lambda item: (-item[1][0], item[0])):
+        checks = realisation.get(name)
+        links.append(
+            LinkRow(
+                link=name,
+                planned=tally[0],
+                asked=tally[1],
+                checked=checks.turns if checks else 0,
+                realised=checks.realised if checks else 0,
+                realisation_rate=checks.rate if checks and checks.turns else None,
+                in_role_rate=checks.in_role_rate if checks and checks.turns else None,
+            )
         )
-        for name, tally in sorted(c.links.items(), key=lambda item: (-item[1][0], item[0]))
-    ]
     return Structure(
         exchanges_accepted=dict(sorted(c.exchanges_accepted.items())),
         exchanges_rejected=dict(sorted(c.exchanges_rejected.items())),

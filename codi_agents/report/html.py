@@ -152,10 +152,12 @@ def _structure(report: RunReport) -> str:
     s = report.structure
     link_rows = [
         [escape(row.link), _int(row.planned), _int(row.asked), _int(row.checked), _int(row.realised),
-         _pct(row.realisation_rate)]
+         _pct(row.realisation_rate), _pct(row.in_role_rate)]
         for row in s.links
     ]  # fmt: skip
-    links = _table(["link", "planned", "asked", "checked", "realised", "realised / checked"], link_rows, "links")
+    links = _table(
+        ["link", "planned", "asked", "checked", "realised", "realised / checked", "in role"], link_rows, "links"
+    )
     group_rows = [
         [escape(kind), escape(row.name), _int(row.conversations), _int(row.accepted), _pct(row.acceptance_rate),
          _num(row.mean_exchanges)]

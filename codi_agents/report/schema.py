@@ -113,6 +113,7 @@ class LinkRow(BaseModel):
     checked: int = 0
     realised: int = 0
     realisation_rate: float | None = None
+    in_role_rate: float | None = Field(default=None, description="Checked turns that stayed in the user's role.")
 
 
 class GroupRow(BaseModel):
