@@ -53,6 +53,19 @@ def test_the_run_at_a_glance_matches_the_records(run_facts: RunFacts, report: Ru
     assert o.wall_time_source == "records" and o.wall_time_seconds is not None and o.wall_time_seconds > 0
 
 
+def test_summary_json_of_the_run_supplies_wall_time_and_what_only_the_run_knows(
+    run_facts: RunFacts, tmp_path: Path
+) -> None:
+    for name in ("accepted.jsonl", "rejected.jsonl", "manifest.json"):
+        shutil.copy(run_facts.path / name, tmp_path / name)
+    summary = {"status": "finished", "planned": 13, "wall_seconds": 754.5, "errors": 2, "documents": {"used": 9}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    o = build_report(tmp_path).overview
+    assert (o.wall_time_seconds, o.wall_time_source, o.planned) == (754.5, "summary.json", 13)
+    assert o.run_summary == {"status": "finished", "errors": 2, "documents": {"used": 9}}
+    assert "lost to server errors (retried on resume): 2" in render_html(build_report(tmp_path))
+
+
 def test_prices_given_by_the_user_override_the_manifest(run_facts: RunFacts) -> None:
     priced = build_report(run_facts.path, prices={"critic": (1.0, 2.0)})
     costs = {row.role: row.cost for row in priced.overview.usage}

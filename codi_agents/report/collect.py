@@ -49,6 +49,7 @@ CONTEXT_PHENOMENA = frozenset({"coreference", "anaphora", "ellipsis", "context d
 """Link phenomena that make a user turn lean on earlier turns."""
 WALL_TIME_KEYS = ("wall_time_seconds", "wall_seconds", "elapsed_seconds", "wall_time")
 PLANNED_KEYS = ("planned", "conversations_planned", "total_planned")
+SUMMARY_KEYS = ("status", "stopped_because", "errors", "documents", "conversations_per_minute")
 
 Prices = Mapping[str, tuple[float, float]]
 """Role -> (input, output) price per 1k tokens."""
@@ -289,6 +290,7 @@ def _overview(run: RunDirectory, c: _Collector, prices: Prices) -> Overview:
         flags=dict(c.flags.most_common()),
         failures=dict(c.failures.most_common()),
         warnings=list(run.warnings),
+        run_summary={key: run.summary[key] for key in SUMMARY_KEYS if run.summary.get(key) not in (None, {}, [])},
     )
 
 

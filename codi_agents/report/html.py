@@ -134,6 +134,8 @@ def _glance(report: RunReport) -> str:
         extras.append("Flags: " + ", ".join(f"{escape(k)} {_int(v)}" for k, v in o.flags.items()))
     if o.failures:
         extras.append("Failures kept in records: " + ", ".join(f"{escape(k)} {_int(v)}" for k, v in o.failures.items()))
+    if o.run_summary:
+        extras.append("From summary.json: " + "; ".join(_summary_item(k, v) for k, v in o.run_summary.items()))
     extra = "".join(f"<p class='note'>{text}</p>" for text in extras)
     rejections = (
         _plot(figures.rejection_figure(report)) + _rejection_table(o.rejections, "conversations", "rejections")
@@ -403,6 +405,13 @@ def _rejection_table(rows: Sequence[RejectionRow], unit: str, key: str) -> str:
         for row in rows
     ]
     return _table(["reason", unit, "share", "example: why", "example: reply", "conversation"], body, key)
+
+
+def _summary_item(key: str, value: object) -> str:
+    label = {"errors": "lost to server errors (retried on resume)", "stopped_because": "stopped because"}.get(key, key)
+    if isinstance(value, dict):
+        value = ", ".join(f"{k} {v}" for k, v in value.items() if not isinstance(v, dict | list))
+    return f"{escape(label.replace('_', ' '))}: {escape(str(value))}"
 
 
 def _summary_cells(summary: Distribution) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -102,6 +103,11 @@ class Overview(BaseModel):
     flags: dict[str, int] = Field(default_factory=dict)
     failures: dict[str, int] = Field(default_factory=dict, description="Failures kept in records, by stage.")
     warnings: list[str] = Field(default_factory=list)
+    run_summary: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Figures only the run knows, from summary.json: status, why it stopped, conversations lost to "
+        "server errors, documents used and skipped, conversations per minute.",
+    )
 
 
 class LinkRow(BaseModel):
