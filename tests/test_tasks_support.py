@@ -127,6 +127,7 @@ def test_support_conversation_is_accepted_with_its_own_prompts_flow_persona_and_
     assert {"step_failed", "edge_case", "confirm_resolution"} <= set(conversation.path)
     # the task's prompts reached every role
     assert "You are playing a customer" in models["user"].calls[0][0].content
+    assert f"(Your problem is about: {plates.title}.)" in models["user"].calls[0][-1].content
     assert "You are a customer-support agent" in models["assistant"].calls[0][0].content
     critic_system, critic_turn = models["critic"].calls[0]
     assert "step_is_actionable" in critic_system.content

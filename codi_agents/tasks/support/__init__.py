@@ -15,6 +15,7 @@ from codi_agents.tasks.support.rules import (
     support_conversation_check,
     support_decision,
     support_user_check,
+    topic,
 )
 
 task = Task(
@@ -35,6 +36,6 @@ task = Task(
         "customer_in_a_hurry",
         "second_language_customer",
     ),
-    variables={"expectation": expectation},
+    variables={"expectation": expectation, "topic": topic},
     version="1",
 )

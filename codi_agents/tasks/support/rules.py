@@ -62,6 +62,11 @@ def expectation(context: PromptContext) -> str:
     return EXPECTATIONS[context.link.kind]
 
 
+def topic(context: PromptContext) -> str:
+    """What the customer's problem is about: the help page's title."""
+    return context.document.title or context.document.id
+
+
 def invented_contact_details(answer: str, passages: Sequence[Passage]) -> list[str]:
     """Phone numbers, e-mails and links in `answer` that no passage contains."""
     evidence = "\n".join(passage.text for passage in passages)
