@@ -3,12 +3,14 @@
 The public API is small:
 
 - `simulate(doc, persona)` / `asimulate(...)`: one conversation, as a `Conversation` record;
+- `run(corpus, out)` / `arun(...)` / `iter_conversations(...)`: a batch run over a corpus (`codi run`);
 - `Session`: shared models and index for many conversations;
 - `register_task(Task(...))`: add a conversational task;
 - `load_settings`, `load_persona`, `load_flow`, `load_document`: the building blocks, validated.
 """
 
 from codi_agents._version import __version__
+from codi_agents.batch import arun, iter_conversations, run
 from codi_agents.documents import Document, load_document
 from codi_agents.errors import (
     CodiError,
@@ -57,13 +59,16 @@ __all__ = [
     "UserError",
     "Verdict",
     "__version__",
+    "arun",
     "asimulate",
     "get_task",
+    "iter_conversations",
     "list_tasks",
     "load_document",
     "load_flow",
     "load_persona",
     "load_settings",
     "register_task",
+    "run",
     "simulate",
 ]

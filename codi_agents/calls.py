@@ -2,7 +2,8 @@
 
 Every model request in codi goes through `RoleModel`. Transient failures (429, 5xx, timeouts,
 dropped connections) are retried with tenacity, honouring `Retry-After` and backing off with
-jitter; a 429 also halves the endpoint's concurrency. Other 4xx answers are not retried: they
+jitter; a 429 also halves the endpoint's concurrency (once per burst) and holds back the endpoint's
+new requests for the `Retry-After` time. Other 4xx answers are not retried: they
 raise `RequestRejectedError`. Structured output that does not parse is asked for again a bounded
 number of times and then returned as a failure with the raw outputs, never raised.
 """
@@ -102,7 +103,9 @@ class RoleModel:
     async def complete(self, messages: Sequence[BaseMessage]) -> ChatResult:
         """The model's text reply to `messages`."""
         message = await self._call(self.chat, messages)
-        return ChatResult(text=message_text(message), usage=usage_of(message), message=message)
+        usage = usage_of(message)
+        self._count_tokens(usage)
+        return ChatResult(text=message_text(message), usage=usage, message=message)
 
     async def structured(
         self, schema: type[SchemaT], messages: Sequence[BaseMessage], *, parse_retries: int
@@ -120,6 +123,7 @@ class RoleModel:
             raw = result.get("raw") if isinstance(result, dict) else None
             if isinstance(raw, AIMessage):
                 usage = usage + usage_of(raw)
+                self._count_tokens(usage_of(raw))
                 raw_outputs.append(raw_output_text(raw))
             parsed = result.get("parsed") if isinstance(result, dict) else result
             if isinstance(parsed, schema):
@@ -176,6 +180,12 @@ class RoleModel:
         if exc is not None and _status_code(exc) == 429:
             self.endpoint.stats.rate_limited += 1
             self.endpoint.limiter.record_rate_limited()
+            if (asked := retry_after_seconds(exc)) is not None:
+                self.endpoint.limiter.pause(asked)  # the whole endpoint waits, not only this request
+
+    def _count_tokens(self, usage: Usage) -> None:
+        self.endpoint.stats.input_tokens += usage.input_tokens
+        self.endpoint.stats.output_tokens += usage.output_tokens
 
 
 def model_name(chat: BaseChatModel) -> str:

@@ -8,6 +8,8 @@ requests to an endpoint have failed for a sustained period, instead of retrying 
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -16,30 +18,65 @@ from dataclasses import dataclass, field
 
 SUCCESSES_BEFORE_RAISE = 20
 """Successful requests in a row after which the limit goes up by one."""
+RATE_LIMIT_COOLDOWN_SECONDS = 1.0
+"""A burst of 429s halves the limit once, not once per answer: the requests in flight when the first
+429 came back were sent before the limit went down (as TCP halves its window once per round trip)."""
 
 
 class AdaptiveLimiter:
-    """At most `limit` requests in flight; the limit adapts to rate limiting between 1 and `maximum`."""
+    """At most `limit` requests in flight; the limit adapts to rate limiting between 1 and `maximum`.
 
-    def __init__(self, maximum: int) -> None:
+    Waiters are served first come, first served, and a released slot wakes exactly one of them, so
+    the cost of a release does not grow with the number waiting. `pause` holds back new requests
+    while the server asked for quiet (`Retry-After`).
+    """
+
+    def __init__(self, maximum: int, *, cooldown_seconds: float = RATE_LIMIT_COOLDOWN_SECONDS) -> None:
         self.maximum = max(1, maximum)
         self.limit = self.maximum
+        self.cooldown_seconds = cooldown_seconds
         self._in_flight = 0
         self._successes = 0
-        self._condition = asyncio.Condition()
+        self._last_decrease = -math.inf
+        self._resume_at = 0.0
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one request slot for the duration of the block."""
-        async with self._condition:
-            await self._condition.wait_for(lambda: self._in_flight < self.limit)
-            self._in_flight += 1
+        await self._acquire()
         try:
             yield
         finally:
-            async with self._condition:
-                self._in_flight -= 1
-                self._condition.notify_all()
+            self._release()
+
+    async def _acquire(self) -> None:
+        while (wait := self._resume_at - time.monotonic()) > 0:
+            await asyncio.sleep(wait + random.uniform(0, 0.1 * wait))  # jitter: no stampede when the pause ends
+        if self._in_flight < self.limit and not self._waiters:
+            self._in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # a release hands its slot over: `_in_flight` already counts this request
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._in_flight += 1
+                waiter.set_result(None)
 
     def record_success(self) -> None:
         """A request succeeded: after enough of them in a row, allow one more in flight."""
@@ -47,16 +84,29 @@ class AdaptiveLimiter:
         if self._successes >= SUCCESSES_BEFORE_RAISE and self.limit < self.maximum:
             self.limit += 1
             self._successes = 0
+            self._wake()
 
     def record_rate_limited(self) -> None:
-        """The server said 429: halve the number of requests in flight."""
+        """The server said 429: halve the number of requests in flight (once per cooldown)."""
         self._successes = 0
-        self.limit = max(1, self.limit // 2)
+        now = time.monotonic()
+        if now - self._last_decrease >= self.cooldown_seconds:
+            self.limit = max(1, self.limit // 2)
+            self._last_decrease = now
+
+    def pause(self, seconds: float) -> None:
+        """Send no new request for `seconds` (the server's `Retry-After`)."""
+        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
     @property
     def in_flight(self) -> int:
         """Requests holding a slot now."""
         return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot now."""
+        return len(self._waiters)
 
 
 @dataclass

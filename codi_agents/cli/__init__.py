@@ -30,6 +30,9 @@ def _register() -> None:
 
     app.command("simulate")(simulate_cmd.simulate_command)
     app.command("tasks")(tasks_cmd.tasks_command)
+    from codi_agents.cli import run_cmd
+
+    app.command("run")(run_cmd.run_command)
     from codi_agents.cli import export_cmd, report_cmd
 
     app.command("export")(export_cmd.export_command)

@@ -1,0 +1,13 @@
+"""Batch runs: a corpus in, a run directory of conversations out (`codi run`, `codi_agents.run`).
+
+The run directory holds `accepted.jsonl` and `rejected.jsonl` (one `Conversation` per line),
+`errors.jsonl` (conversations that failed on server errors, retried on resume), `manifest.json`,
+`summary.json` and `index/` (the persistent Chroma collection).
+"""
+
+from codi_agents.batch.api import arun, iter_conversations, run
+from codi_agents.batch.config import RunConfig, load_run_config
+from codi_agents.batch.runner import BatchRun
+from codi_agents.batch.store import RunDirectoryError
+
+__all__ = ["BatchRun", "RunConfig", "RunDirectoryError", "arun", "iter_conversations", "load_run_config", "run"]
