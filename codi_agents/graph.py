@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 
 from codi_agents import nodes
 from codi_agents.context import SimulationContext
@@ -23,22 +26,45 @@ def standard_graph(task: Task) -> StateGraph[Any, Any, Any, Any]:
     graph = StateGraph(
         SimulationState, context_schema=SimulationContext, input_schema=SimulationInput, output_schema=SimulationOutput
     )
-    graph.add_node("plan", nodes.plan)
+    graph.add_node("plan", on_loop(nodes.plan))
     graph.add_node("user", nodes.user)
     graph.add_node("retrieve", nodes.retrieve)
     graph.add_node("assistant", nodes.assistant)
     graph.add_node("critic", nodes.critic)
-    graph.add_node("commit", nodes.commit)
-    graph.add_node("finish", nodes.finish)
+    graph.add_node("commit", on_loop(nodes.commit))
+    graph.add_node("finish", on_loop(nodes.finish))
     graph.add_edge(START, "plan")
     graph.add_edge("plan", "user")
-    graph.add_conditional_edges("user", nodes.after_user)
+    graph.add_conditional_edges("user", on_loop(nodes.after_user), ["retrieve", "finish"])
     graph.add_edge("retrieve", "assistant")
-    graph.add_conditional_edges("assistant", nodes.after_assistant)
-    graph.add_conditional_edges("critic", nodes.after_critic)
-    graph.add_conditional_edges("commit", nodes.after_commit)
+    graph.add_conditional_edges("assistant", on_loop(nodes.after_assistant), ["critic", "finish"])
+    graph.add_conditional_edges("critic", on_loop(nodes.after_critic), ["commit", "assistant", "user", "finish"])
+    graph.add_conditional_edges("commit", on_loop(nodes.after_commit), ["user", "finish"])
     graph.add_edge("finish", END)
     return graph
+
+
+def on_loop(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Run a quick synchronous node or router on the event loop instead of LangGraph's thread pool.
+
+    LangGraph runs plain functions in an executor; for bookkeeping that takes microseconds, the
+    thread hand-off costs more than the work (and contends for the GIL under load).
+    """
+    if "runtime" in inspect.signature(function).parameters:
+
+        async def with_runtime(state: SimulationState, runtime: Runtime[SimulationContext]) -> Any:
+            return function(state, runtime)
+
+        wrapped: Callable[..., Awaitable[Any]] = with_runtime
+    else:
+
+        async def without_runtime(state: SimulationState) -> Any:
+            return function(state)
+
+        wrapped = without_runtime
+    wrapped.__name__ = function.__name__
+    wrapped.__doc__ = function.__doc__
+    return wrapped
 
 
 def build_graph(task: Task) -> CompiledStateGraph[Any, Any, Any, Any]:
