@@ -12,11 +12,11 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from codi_agents.critic.signals import content_words
 from codi_agents.testing.chat import ScriptedChatModel
 
 _DOCUMENT = re.compile(r"<document>\n(.*?)\n</document>", re.S)
 _PASSAGE = re.compile(r"<passage id=\"[^\"]+\"[^>]*>\n(.*?)\n</passage>", re.S)
+_WORD = re.compile(r"[a-z]+")
 _INSTRUCTION = re.compile(r"\(Your next message: (.*?)\)\s*$", re.S)
 
 
@@ -25,7 +25,7 @@ def scripted_user(messages: list[BaseMessage]) -> str:
     instruction_match = _INSTRUCTION.search(str(messages[-1].content))
     instruction = instruction_match.group(1).lower() if instruction_match else ""
     document = _DOCUMENT.search(str(messages[0].content))
-    words = content_words(document.group(1) if document else "")
+    words = [word for word in _WORD.findall(document.group(1).lower() if document else "") if len(word) > 3]
     asked = sum(1 for message in messages if message.type == "ai")
     topic = " ".join(words[asked * 3 : asked * 3 + 2]) if len(words) > asked * 3 + 1 else "this"
     if "end the conversation" in instruction or "thank" in instruction:
