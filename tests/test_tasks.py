@@ -234,7 +234,8 @@ def test_a_broken_plug_in_is_a_clear_error_naming_it(
         codi_main(["tasks"])
     assert exit_info.value.code == 2
     out, err = capsys.readouterr()
-    assert "grounded_qa" in out and "broken" in out and "fails to load" in out
+    assert "grounded_qa" in out and "support" in out and "frustrated_customer" in out
+    assert "broken" in out and "fails to load" in out
     assert "1 task plug-in(s) failed to load: broken" in err
 
 
