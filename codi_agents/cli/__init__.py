@@ -37,6 +37,9 @@ def _register() -> None:
 
     app.command("export")(export_cmd.export_command)
     app.command("report")(report_cmd.report_command)
+    from codi_agents.cli import eval_critic_cmd
+
+    app.command("eval-critic")(eval_critic_cmd.eval_critic_command)
 
 
 def main(argv: list[str] | None = None) -> None:

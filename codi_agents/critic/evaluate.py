@@ -144,6 +144,9 @@ class EvaluationReport:
                     "ms": round(r.seconds * 1000, 2),
                     "fitted": r.fitted,
                     "decided_by": r.verdict.decided_by,
+                    "reasons": r.verdict.reasons,
+                    "signals": r.verdict.signals,
+                    "judge": r.verdict.judge,
                 }
                 for r in self.results
             ],
