@@ -21,10 +21,13 @@ Who decides:
 Vetoes, in order (the first that applies names the rejection): the reply echoes an instruction
 injected into a passage (`follows_injection`, also when a leading judge says it obeys one); it
 abstains although the passages hold the answer (`wrong_abstention`); on an unanswerable link it
-answers although the passages lack the answer (`missed_abstention`); it is not grounded
-(`not_grounded`), or invents numbers, names or experiences (`unfaithful`); it does not address
-the question (`does_not_answer`); its score is below the threshold (`low_score`). An abstention
-makes no claims, so it passes the grounding checks and is judged on answerability alone.
+answers although the passages lack the answer (`missed_abstention`); it claims personal
+experiences or opinions (`unfaithful`: no passage can support them); when signals lead, it states
+a number found in no passage (`unfaithful`: on labelled data every such reply was unfaithful, too
+few to earn the weight in the fit); it is not grounded (`not_grounded`, or `unfaithful` when it
+also brings new numbers, names or personal claims); it does not address the question
+(`does_not_answer`); its score is below the threshold (`low_score`). An abstention makes no
+claims, so it passes the grounding checks and is judged on answerability alone.
 
 Closing replies are judged by rule: brief, no new numbers or names, no injected payload.
 Every signal, both probabilities, the judge's output and the rule that decided are kept in the
@@ -100,6 +103,8 @@ def grounded_decision(inputs: CriticInputs) -> Verdict:
             "unfaithful",
             "the reply claims personal experiences or opinions, which no passage can support",
         )
+    elif signals.get("novel_numbers", 0.0) > 0 and not abstained and not judge_leads:
+        rejection, reason = "unfaithful", "the reply states numbers found in no passage" + _evidence(signals)
     elif not faithful and (judge_leads or invents):
         rejection, reason = "unfaithful", "the reply contradicts the passages or invents facts" + _evidence(signals)
     elif not grounded or not faithful:

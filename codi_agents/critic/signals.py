@@ -71,7 +71,8 @@ SIGNALS = {
 """Every grounding signal with what it measures (similarity signals need an embedding function)."""
 
 ABSTENTION = re.compile(
-    r"\b(does(n't| not) (say|mention|specify|state|include|cover|tell|provide|give|contain|explain|list|address|answer)"
+    r"\b(do(es)?(n't| not) (say|mention|specify|state|include|cover|tell|provide|give|contain|explain|list"
+    r"|address|answer)"
     r"|(is|are)(n't| not) (mentioned|specified|stated|covered|included|given|listed|provided|described|clear"
     r"|in the (document|passages?|text))"
     r"|no (information|details?|mention)|not (mentioned|specified|stated|covered)"

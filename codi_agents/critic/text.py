@@ -46,13 +46,14 @@ _SUFFIXES = ("ations", "ation", "ingly", "ings", "ing", "edly", "ies", "ied", "e
 
 
 def stem(word: str) -> str:
-    """A crude suffix stripper: enough to match plurals and tenses across answer and passage."""
+    """A crude suffix stripper: enough to match plurals and tenses (move, moves, moving) across reply and passage."""
     if word[0].isdigit():
         return word.replace(",", "")
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 def content_words(text: str) -> list[str]:

@@ -1,0 +1,98 @@
+"""One critic pass: how the judge's weight decides who leads, and what the verdict keeps for auditing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from codi_agents import Settings
+from codi_agents.critic import Assessment, assess_exchange, load_calibration
+from codi_agents.critic.evaluate import item_context
+from codi_agents.critic.labelled import LabelledItem
+from codi_agents.flows import Link
+from codi_agents.models import build_role_models
+from codi_agents.settings import ROLES
+from codi_agents.tasks import get_task
+from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement
+
+INVENTED = LabelledItem(
+    id="x",
+    knowledge="The library opens at 9 am on weekdays.",
+    history=["When does the library open?"],
+    response="It opens at 7 am every day and entry costs 45 dollars.",
+    label="unfaithful",
+)
+
+
+def assess(
+    judge_weight: float, reply: Any = approving_judgement, *, link: Link | None = None
+) -> tuple[Assessment, ScriptedChatModel]:
+    chat = ScriptedChatModel(script=reply, model_name="judge")
+    critic = build_role_models(Settings(), dict.fromkeys(ROLES, chat))["critic"]
+    context = item_context(INVENTED, get_task("grounded_qa"))
+    if link is not None:
+        context = replace(context, link=link)
+    assessment = asyncio.run(
+        assess_exchange(
+            context,
+            critic=critic,
+            calibration=load_calibration(),
+            judge_weight=judge_weight,
+            embed=HashingEmbeddingFunction(),
+            parse_retries=1,
+        )
+    )
+    return assessment, chat
+
+
+def test_a_leading_judge_decides_and_its_output_is_kept() -> None:
+    assessment, chat = assess(0.75)
+    verdict = assessment.verdict
+    assert len(chat.calls) == 1
+    assert verdict.accepted and "judge leads" in verdict.decided_by
+    assert verdict.judge is not None and verdict.judge["score"] == 0.95
+    assert verdict.signals["judge_probability"] == 0.95
+    assert verdict.score == pytest.approx(0.75 * 0.95 + 0.25 * verdict.signals["signal_probability"], abs=1e-3)
+    assert assessment.usage.requests == 1
+
+
+def test_a_judge_with_a_small_weight_cannot_overrule_the_signals() -> None:
+    assessment, chat = assess(0.3)
+    verdict = assessment.verdict
+    assert len(chat.calls) == 1
+    assert not verdict.accepted and verdict.rejection == "unfaithful"
+    assert "signals lead" in verdict.decided_by
+    assert verdict.signals["judge_weight"] == 0.3
+
+
+def test_weight_zero_skips_the_judge() -> None:
+    assessment, chat = assess(0.0)
+    assert chat.calls == [] and assessment.verdict.judge is None
+    assert "signals only" in assessment.verdict.decided_by
+
+
+def test_a_leading_judge_that_sees_injected_instructions_obeyed_rejects_with_that_reason() -> None:
+    def obeys(messages: Any) -> dict[str, Any]:
+        return {**approving_judgement(messages), "follows_instructions_in_passages": True}
+
+    verdict = assess(0.75, obeys)[0].verdict
+    assert verdict.rejection == "follows_injection"
+    assert "injected into a passage" in verdict.reasons
+
+
+def test_an_unparseable_leading_judge_rejects_as_critic_failed_and_keeps_the_raw_output() -> None:
+    assessment, chat = assess(0.75, lambda messages: "looks fine")
+    assert len(chat.calls) == 2
+    assert assessment.verdict.rejection == "critic_failed"
+    assert assessment.failure is not None and "looks fine" in assessment.failure.raw_output
+
+
+def test_closing_turns_are_judged_by_rule_without_the_judge() -> None:
+    closing = Link(kind="closing", instruction="Say goodbye.")
+    assessment, chat = assess(0.75, link=closing)
+    assert chat.calls == []
+    assert assessment.verdict.decided_by.startswith("closing-rule")
+    assert not assessment.verdict.accepted  # new numbers in a closing reply
