@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
@@ -151,7 +150,7 @@ class BatchRun:
                 stopped_because = str(self._fatal)
                 status = "stopped"
                 raise self._fatal
-            status = "completed"
+            status = "completed" if not self.errors else "incomplete"
         except (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit):
             status = "interrupted"
             raise
@@ -246,7 +245,7 @@ class BatchRun:
             for name in (*RECORD_FILES, ERRORS_FILE, MANIFEST_FILE, SUMMARY_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (out / name).unlink()
-            shutil.rmtree(out / INDEX_DIR, ignore_errors=True)
+            # The index stays: it is keyed by each document's text, so it serves the new run as it is.
             logger.warning("%s: deleted the previous run's records (--no-resume --force)", out)
         out.mkdir(parents=True, exist_ok=True)
 

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     _register()
     err = Console(stderr=True)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except CodiError as error:
         err.print(f"[bold red]error:[/] {redact(str(error), known_secrets())}", highlight=False, markup=True)
         sys.exit(2 if isinstance(error, UserError) else 1)
@@ -62,3 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except click.exceptions.Exit as error:
         sys.exit(error.exit_code)
+    if code == 130:  # typer turns Ctrl-C into Exit(130) and, outside standalone mode, returns the code
+        err.print("[yellow]Interrupted.[/] Finished work is saved; nothing is left running.")
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -12,9 +12,11 @@ from rich.console import Console
 from codi_agents.batch.config import load_run_config, resolve_settings
 from codi_agents.batch.progress import progress_for
 from codi_agents.batch.runner import BatchRun
+from codi_agents.batch.store import ERRORS_FILE
 from codi_agents.batch.summary import summary_tables
 from codi_agents.cli import common
 from codi_agents.cli.common import ApiKeyOption, BaseUrlOption, ModelOption
+from codi_agents.errors import RunError
 from codi_agents.settings import UserMode
 
 
@@ -92,6 +94,14 @@ def run_command(
             for table in summary_tables(batch.summary):
                 console.print(table)
             console.print(f"records in {out}/accepted.jsonl and rejected.jsonl; statistics in {out}/summary.json")
+    summary = batch.summary or {}
+    if summary.get("status") == "incomplete":
+        failed = summary["errors"]
+        raise RunError(
+            f"{failed} conversation{'s' if failed != 1 else ''} failed on server errors and "
+            f"{'were' if failed != 1 else 'was'} not written (see {out / ERRORS_FILE}); "
+            "run the same command again to retry them."
+        )
 
 
 async def _drain(batch: BatchRun) -> None:
