@@ -212,7 +212,7 @@ def _closing_verdict(inputs: CriticInputs) -> Verdict:
         accepted=rejection is None,
         rejection=rejection,
         signals=dict(signals),
-        decided_by=f"closing-rule:{rejection or 'accepted'}",
+        decided_by="closing-rule",
     )
 
 
