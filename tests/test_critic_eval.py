@@ -167,3 +167,24 @@ def test_cli_limit_and_missing_file(hashing_embeddings: None, tmp_path: Path) ->
     missing = CliRunner().invoke(_app(), ["eval-critic", str(tmp_path / "nope.jsonl"), "--judge-weight", "0"])
     assert missing.exit_code != 0
     assert "Labelled file not found" in str(missing.exception)
+
+
+def test_cli_with_a_configured_endpoint_uses_it_as_the_judge(hashing_embeddings: None, tmp_path: Path) -> None:
+    from codi_agents.testing.server import FakeOpenAIServer
+
+    out = tmp_path / "eval.json"
+    with FakeOpenAIServer() as server:
+        options = ["--base-url", server.base_url, "--model", server.model, "--api-key", "sk-fake-key-for-tests"]
+        result = CliRunner().invoke(_app(), ["eval-critic", str(LABELLED), "--json", str(out), *options])
+        judged = server.stats()["requests"]
+    assert result.exit_code == 0, result.output
+    assert judged == 6
+    data = json.loads(out.read_text())
+    assert data["critic"] == f"{server.model} @ {server.base_url}"
+    assert data["judge_weight"] == load_calibration().judge_weight_remote
+    # the fake judge approves everything and leads: only the personal-claims veto still rejects (b1)
+    overall = data["overall"]
+    assert (overall["true_positives"], overall["false_positives"]) == (1, 0)
+    assert (overall["true_negatives"], overall["false_negatives"]) == (3, 2)
+    assert overall["balanced_accuracy"] == pytest.approx((1 / 3 + 1) / 2, abs=1e-4)
+    assert "sk-fake-key-for-tests" not in out.read_text() + result.output
