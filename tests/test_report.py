@@ -148,6 +148,13 @@ def test_language_against_the_doc2dial_reference(run_facts: RunFacts, report: Ru
     assert sum(reference.question_types.values()) == reference.user_turns
 
 
+def test_a_run_that_accepted_nothing_is_measured_on_what_it_generated(run_facts: RunFacts, tmp_path: Path) -> None:
+    (tmp_path / "rejected.jsonl").write_text((run_facts.path / "rejected.jsonl").read_text())
+    language = build_report(tmp_path, REFERENCE).language
+    assert language.name == "synthetic (all finished; none accepted)"
+    assert language.conversations == 3 and language.user_turns == sum(c.exchanges for c in run_facts.rejected)
+
+
 def test_reference_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ReferenceError, match="does not exist"):
         read_reference(tmp_path / "missing.jsonl")

@@ -111,7 +111,7 @@ class _Collector:
     injection_conversations: int = 0
     injection_examples: dict[str, _Example] = field(default_factory=dict)
 
-    def add(self, conversation: Conversation, language: LanguageAccumulator) -> None:
+    def add(self, conversation: Conversation, language: LanguageAccumulator, everything: LanguageAccumulator) -> None:
         self.conversations += 1
         self.accepted += conversation.accepted
         self.tasks.add(conversation.task)
@@ -134,8 +134,10 @@ class _Collector:
             self.links[link][0] += 1
         self._add_turns(conversation)
         self._add_injection(conversation)
+        dialogue = _dialogue(conversation)
+        everything.add(dialogue)
         if conversation.accepted:
-            language.add(_dialogue(conversation))
+            language.add(dialogue)
 
     def _add_time_and_usage(self, conversation: Conversation) -> None:
         self.durations.add(conversation.duration_seconds)
@@ -217,11 +219,12 @@ def collect_report(
 ) -> RunReport:
     """Read every conversation of `run` once and measure it; `reference` dialogues are measured alike."""
     collector = _Collector(seed=seed)
-    language = LanguageAccumulator("synthetic (accepted)", seed)
+    accepted_language = LanguageAccumulator("synthetic (accepted)", seed)
+    all_language = LanguageAccumulator("synthetic (all finished; none accepted)", seed)
 
     def measured(conversations: Iterable[Conversation]) -> Iterator[Conversation]:
         for conversation in conversations:
-            collector.add(conversation, language)
+            collector.add(conversation, accepted_language, all_language)
             yield conversation
 
     # One pass: the critic's own aggregation of user-turn checks consumes the stream the collector taps.
@@ -230,6 +233,9 @@ def collect_report(
         from codi_agents.export.run_dir import RunDirectoryError
 
         raise RunDirectoryError(f"{run.path} holds no conversations yet: accepted.jsonl and rejected.jsonl are empty.")
+    # The language of the training data is that of the accepted conversations; when a run accepted none
+    # (a weak model), measuring what it did generate still shows how far it is from people.
+    language = accepted_language if collector.accepted else all_language
     reference_stats = None
     if reference is not None:
         reference_language = LanguageAccumulator(reference_name, seed)

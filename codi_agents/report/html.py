@@ -253,8 +253,13 @@ def _language(report: RunReport) -> str:
         + (", sampled to the same size for both sets, since both measures fall as a set grows" if reference else "")
         + "."
     )
-    intro = "The same measures for the accepted synthetic conversations" + (
-        f" and for the human-written reference set ({escape(reference.name)})." if reference else "."
+    scope = (
+        "the accepted synthetic conversations (the training data)"
+        if language.name == "synthetic (accepted)"
+        else "every finished synthetic conversation, since the run accepted none"
+    )
+    intro = f"Measured on {scope}" + (
+        f" and, the same way, on the human-written reference set ({reference.name})." if reference else "."
     )
     return _section(
         "language",
