@@ -98,7 +98,7 @@ def test_language_measures_of_two_hand_made_conversations() -> None:
     assert stats.user_words_summary.median == 3.5 and stats.user_words_summary.mean == pytest.approx(23 / 6)
     assert stats.question_types == {"what": 1, "how": 2, "yes/no": 1, "other question": 1, "closing": 1}
     # later user turns: "And for students?" (yes), "Thanks!" (no), "Is it free?" (yes, `it`), the repeat (no)
-    assert stats.dependent_share == 0.5
+    assert stats.later_user_turns == 4 and stats.dependent_share == 0.5
     assert stats.dependent_by_checks_share == 0.25  # 1 of the 4 later turns
     assert stats.repeated_question_share == pytest.approx(1 / 6)
     # user unigrams: 23 tokens, 16 distinct (what is the fee and for students thanks how do i renew my license it free)

@@ -114,6 +114,7 @@ class LanguageAccumulator:
                 "assistant-2": distinct_n(assistants, 2),
             },
             distinct_sample_turns=len(users),
+            later_user_turns=self.later_user_turns,
             dependent_share=_share(self.dependent, self.later_user_turns),
             dependent_by_checks_share=_share(self.dependent_by_checks, self.checked_later_turns),
             repeated_question_share=_share(self.repeated, user_turns),

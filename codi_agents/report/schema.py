@@ -185,6 +185,7 @@ class LanguageStats(BaseModel):
         default_factory=dict, description="`user-1`, `user-2`, `assistant-1`, `assistant-2`."
     )
     distinct_sample_turns: int = Field(default=0, description="User turns the distinct-n values were measured on.")
+    later_user_turns: int = Field(default=0, description="User turns after the first: the base of both shares.")
     dependent_share: float | None = Field(default=None, description="User turns after the first with a context cue.")
     dependent_by_checks_share: float | None = Field(
         default=None, description="User turns after the first planned as context-dependent and found realised."
