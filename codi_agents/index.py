@@ -3,7 +3,7 @@
 In memory for a single `simulate`, on disk when a folder is given (batch runs), or a Chroma server
 when a URL is given. A document is indexed once per text fingerprint; queries are restricted to
 the document the conversation is about, and several queries (the user's message alone and with
-its context) are fused by reciprocal rank.
+its context) are combined by their summed similarity.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from codi_agents.errors import ConfigError
 from codi_agents.passages import Passage
 
 DEFAULT_COLLECTION = "codi_passages"
-RRF_K = 60
-"""Reciprocal-rank-fusion constant (Cormack et al., 2009)."""
+CANDIDATES_PER_K = 3
+"""Candidates fetched per query for every passage returned, before the scores are combined."""
 UPSERT_BATCH = 256
 
 
@@ -83,25 +83,30 @@ class PassageIndex:
         return True
 
     def search(self, doc_id: str, queries: Sequence[str], k: int) -> list[Passage]:
-        """The `k` passages of `doc_id` that best match the queries, fused by reciprocal rank."""
+        """The `k` passages of `doc_id` that best match the queries together.
+
+        Each passage scores the sum of its cosine similarities to the queries (CombSUM), over
+        `CANDIDATES_PER_K * k` candidates per query. Similarities, unlike ranks, leave passages that
+        match no query at zero, so an uninformative query ("and when?") cannot reorder the others.
+        """
         queries = [query for query in queries if query.strip()]
         if not queries:
             return []
         result = self.collection.query(
             query_texts=list(queries),
-            n_results=k,
+            n_results=k * CANDIDATES_PER_K,
             where={"doc_id": doc_id},
-            include=["documents", "metadatas"],
+            include=["documents", "metadatas", "distances"],
         )
         scores: dict[str, float] = {}
         found: dict[str, Passage] = {}
-        for ids, texts, metadatas in zip(
-            result["ids"], result["documents"] or [], result["metadatas"] or [], strict=True
+        for ids, texts, metadatas, distances in zip(
+            result["ids"], result["documents"] or [], result["metadatas"] or [], result["distances"] or [], strict=True
         ):
-            for rank, (pid, text, metadata) in enumerate(zip(ids, texts, metadatas, strict=True)):
-                scores[pid] = scores.get(pid, 0.0) + 1.0 / (RRF_K + rank + 1)
+            for pid, text, metadata, distance in zip(ids, texts, metadatas, distances, strict=True):
+                scores[pid] = scores.get(pid, 0.0) + max(0.0, 1.0 - float(distance))
                 found[pid] = _passage(pid, text or "", metadata)
-        ranked = sorted(scores, key=lambda pid: (-scores[pid], found[pid].index))
+        ranked = sorted(scores, key=lambda pid: (-round(scores[pid], 9), found[pid].index))
         return [found[pid] for pid in ranked[:k]]
 
     def passages(self, doc_id: str) -> list[Passage]:

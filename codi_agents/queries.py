@@ -12,7 +12,7 @@ ANSWER_CONTEXT_CHARS = 300
 def contextual_queries(message: str, history: Sequence[Turn]) -> list[str]:
     """Queries for one user message: alone, with the previous question, and with the previous answer.
 
-    Fused by reciprocal rank, they find the passage a context-dependent follow-up is about while a
+    Scored together, they find the passage a context-dependent follow-up is about while a
     self-contained question still ranks its own passage first.
     """
     previous_question = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
