@@ -3,8 +3,9 @@
 With no endpoint configured, codi starts `python -m llama_cpp.server` on a free loopback port as a
 child process, talks to it with the same `ChatOpenAI` client as any remote endpoint (one code
 path), and stops it when the process exits. No orphan is left behind: the child is stopped on
-normal exit and on exceptions (atexit and context managers), and on Linux the kernel stops it if
-codi itself is killed (`PR_SET_PDEATHSIG`).
+normal exit and on exceptions (atexit and context managers); if codi is killed outright, the
+kernel signals the child (`PR_SET_PDEATHSIG`, when started from the main thread) and the child's
+own watchdog (`_llama_child`) sees its parent gone and exits.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ class LocalModelServer:
 
     def _spawn(self, model: Path) -> subprocess.Popen[bytes]:
         command = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "codi_agents._llama_child", str(os.getpid()),
             "--model", str(model),
             "--model_alias", self.model_name,
             "--n_ctx", str(self.context_window),

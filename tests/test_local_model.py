@@ -56,7 +56,7 @@ def llama_servers() -> set[int]:
             cmdline = process.cmdline()
         except psutil.Error:
             continue
-        if "llama_cpp.server" in cmdline and str(packaged_model_path()) in cmdline:
+        if "codi_agents._llama_child" in cmdline and str(packaged_model_path()) in cmdline:
             found.add(process.pid)
     return found
 
@@ -158,16 +158,33 @@ CHILD = textwrap.dedent(
     from codi_agents.embeddings import MiniLMEmbeddingFunction
     from codi_agents.session import Session
     mode = sys.argv[1]
-    with Session(Settings(), embedding_function=MiniLMEmbeddingFunction()) as session:
-        print(session.server.process.pid, flush=True)
-        if mode == "exit":
-            sys.exit(0)
-        time.sleep(120)
+
+    def run():
+        with Session(Settings(), embedding_function=MiniLMEmbeddingFunction()) as session:
+            print(session.server.process.pid, flush=True)
+            if mode == "exit":
+                sys.exit(0)
+            time.sleep(120)
+
+    if mode == "thread":  # started from a worker thread: no PR_SET_PDEATHSIG, the watchdog must act
+        import threading
+        threading.Thread(target=run).start()
+    else:
+        run()
     """
 )
 
 
-@pytest.mark.parametrize(("mode", "stop"), [("exit", None), ("wait", signal.SIGINT), ("wait", signal.SIGKILL)])
+@pytest.mark.parametrize(
+    ("mode", "stop"),
+    [
+        ("exit", None),
+        ("wait", signal.SIGINT),
+        ("wait", signal.SIGTERM),
+        ("wait", signal.SIGKILL),
+        ("thread", signal.SIGKILL),
+    ],
+)
 def test_no_orphan_server_after_exit_ctrl_c_or_kill(tmp_path: Path, mode: str, stop: signal.Signals | None) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)

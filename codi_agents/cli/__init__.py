@@ -6,6 +6,7 @@ settings are wrong, 130 interrupted with Ctrl-C.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -42,8 +43,14 @@ def _register() -> None:
     app.command("eval-critic")(eval_critic_cmd.eval_critic_command)
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """`kill` (SIGTERM) stops a command the way Ctrl-C does: finished work kept, servers stopped."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `codi` console script."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     _register()
     err = Console(stderr=True)
     try:
