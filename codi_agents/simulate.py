@@ -22,7 +22,7 @@ from codi_agents.tasks.base import Task
 
 async def asimulate(
     doc: Document | str | Path,
-    persona: Persona | str | Path = "curious_student",
+    persona: Persona | str | Path | None = None,
     *,
     flow: FlowGraph | str | Path | None = None,
     seed: int | None = None,
@@ -36,10 +36,11 @@ async def asimulate(
     """Simulate one conversation about `doc` with a user playing `persona`.
 
     `doc` is a `Document`, a path (.txt, .md, .html, .pdf) or raw text; `persona` a `Persona`, a
-    name or a `.toml` path; `flow` a `FlowGraph`, a name or a path (default: the task's). Models
-    come from `models` (one chat model, or one per role), else from the settings (arguments,
-    config file, environment), else the embedded local model. Returns the `Conversation` record;
-    a rejected conversation is a record with `accepted=False`, not an exception.
+    name or a `.toml` path (default: the task's first persona); `flow` a `FlowGraph`, a name or a
+    path (default: the task's). Models come from `models` (one chat model, or one per role), else
+    from the settings (arguments, config file, environment), else the embedded local model.
+    Returns the `Conversation` record; a rejected conversation is a record with `accepted=False`,
+    not an exception.
     """
     task_name = task.name if isinstance(task, Task) else task
     if settings is None:
@@ -48,7 +49,7 @@ async def asimulate(
         settings = settings.model_copy(update={k: v for k, v in {"seed": seed, **overrides}.items() if v is not None})
     resolved_task = task if isinstance(task, Task) else get_task(task_name or settings.task)
     document = load_document(doc, max_bytes=settings.max_document_bytes, oversize=settings.oversize)
-    resolved_persona = load_persona(persona, search_dirs=resolved_task.persona_dirs)
+    resolved_persona = load_persona(persona or resolved_task.first_persona, search_dirs=resolved_task.persona_dirs)
     resolved_flow = load_flow(flow or settings.flow or resolved_task.default_flow, search_dirs=resolved_task.flow_dirs)
     with Session(settings, models=models, embedding_function=embedding_function, task=resolved_task) as session:
         return await session.simulate(document, resolved_persona, resolved_flow, seed=settings.seed)
@@ -56,7 +57,7 @@ async def asimulate(
 
 def simulate(
     doc: Document | str | Path,
-    persona: Persona | str | Path = "curious_student",
+    persona: Persona | str | Path | None = None,
     **kwargs: Any,
 ) -> Conversation:
     """Synchronous `asimulate`; safe to call from code that already runs an event loop (e.g. Jupyter)."""

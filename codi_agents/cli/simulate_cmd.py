@@ -18,9 +18,6 @@ from codi_agents.session import Session
 from codi_agents.settings import UserMode
 from codi_agents.tasks import get_task
 
-DEFAULT_PERSONA = "curious_student"
-"""The persona of a task that names no default personas."""
-
 
 def simulate_command(
     doc: Annotated[
@@ -49,8 +46,7 @@ def simulate_command(
     )
     resolved_task = get_task(settings.task)
     document = load_document(doc, max_bytes=settings.max_document_bytes, oversize=settings.oversize)
-    default_persona = resolved_task.default_personas[0] if resolved_task.default_personas else DEFAULT_PERSONA
-    resolved_persona = load_persona(persona or default_persona, search_dirs=resolved_task.persona_dirs)
+    resolved_persona = load_persona(persona or resolved_task.first_persona, search_dirs=resolved_task.persona_dirs)
     resolved_flow = load_flow(settings.flow or resolved_task.default_flow, search_dirs=resolved_task.flow_dirs)
     session = Session(settings, task=resolved_task)
     try:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from codi_agents.prompting import PromptContext
     from codi_agents.record import Conversation, RejectionCategory, Turn, UserCheck, Verdict
 
+FALLBACK_PERSONA = "curious_student"
+"""The persona of a task that names no default personas."""
 TASK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 CORE_VARIABLES: Mapping[str, frozenset[str]] = {
@@ -192,6 +194,11 @@ class Task:
         for what, provide in self.variables.items():
             if not callable(provide):
                 raise TaskError(f"Task {self.name!r}: variable {what!r} must be a function of the prompt context.")
+
+    @property
+    def first_persona(self) -> str:
+        """The persona used when none is named: the task's first default persona."""
+        return self.default_personas[0] if self.default_personas else FALLBACK_PERSONA
 
     def training_system_prompt(self, conversation: Conversation, passages: list[Passage]) -> str:
         """The system prompt of an exported training conversation."""
