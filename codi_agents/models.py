@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 from langchain_core.language_models import BaseChatModel
 
-from codi_agents.calls import Endpoint, RoleModel
+from codi_agents.calls import DEFAULT_TIMEOUT_SECONDS, Endpoint, RoleModel
 from codi_agents.errors import ConfigError
 from codi_agents.limits import AdaptiveLimiter
 from codi_agents.settings import DEFAULT_OPENAI_MODEL, ROLES, EndpointSettings, Role, Settings
@@ -126,7 +127,9 @@ def openai_chat_model(config: EndpointSettings, api_key: str | None = None) -> B
         "api_key": key,
         "temperature": config.temperature,
         "max_retries": 0,
-        "timeout": config.timeout,
+        # An httpx.Timeout (unhashable) makes langchain-openai build this model its own HTTP client
+        # instead of sharing a process-wide cached one, which breaks once its event loop has closed.
+        "timeout": httpx.Timeout(config.timeout or DEFAULT_TIMEOUT_SECONDS),
     }
     if config.base_url:
         kwargs["base_url"] = config.base_url

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents._version import __version__
+from codi_agents.calls import RoleModel
 from codi_agents.context import SimulationContext
 from codi_agents.critic.calibration import Calibration, load_calibration
 from codi_agents.documents import Document
@@ -26,7 +28,7 @@ from codi_agents.models import ModelsArgument, build_role_models, needs_local_mo
 from codi_agents.passages import Passage, chunk_document
 from codi_agents.personas import Persona
 from codi_agents.record import Conversation
-from codi_agents.settings import ROLES, Settings, stable_hash
+from codi_agents.settings import ROLES, Role, Settings, stable_hash
 from codi_agents.state import SimulationInput
 from codi_agents.tasks import get_task
 from codi_agents.tasks.base import Task
@@ -50,6 +52,7 @@ class Session:
         self._instances = role_instances(models)
         self._embedding_function = embedding_function
         self.server: LocalModelServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.context: SimulationContext | None = None
         self.index: PassageIndex | None = None
         self._graph: Any = None
@@ -58,20 +61,13 @@ class Session:
         """Start the embedded model if a role needs it, build the models, open the index, compile the graph."""
         if self.context is not None:
             return self
-        local_url = None
         if needs_local_model(self.settings, self._instances):
             self.server = LocalModelServer(
                 context_window=self.settings.local_context_window, threads=self.settings.local_threads
             )
-            local_url = self.server.start()
+            self.server.start()
         try:
-            models = build_role_models(
-                self.settings,
-                self._instances,
-                local_url=local_url,
-                local_model_name=self.server.model_name if self.server else "",
-                local_context_window=self.settings.local_context_window,
-            )
+            models = self._build_models()
             if self._embedding_function is None:
                 from codi_agents.embeddings import default_embedding_function
 
@@ -104,6 +100,28 @@ class Session:
             self.close()
             raise
         return self
+
+    def _build_models(self) -> dict[Role, RoleModel]:
+        return build_role_models(
+            self.settings,
+            self._instances,
+            local_url=self.server.base_url if self.server else None,
+            local_model_name=self.server.model_name if self.server else "",
+            local_context_window=self.settings.local_context_window,
+        )
+
+    def _bind_to_running_loop(self, context: SimulationContext) -> SimulationContext:
+        """Rebuild the models' HTTP clients and limits when called from a new event loop.
+
+        Clients and asyncio primitives belong to the loop they were first used on; a session used
+        from several `asyncio.run` calls in turn gets fresh ones for each new loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and loop is not self._loop:
+            context = replace(context, models=self._build_models())
+            self.context = context
+        self._loop = loop
+        return context
 
     def close(self) -> None:
         """Drop an in-memory index and stop the embedded model server; safe to call twice."""
@@ -165,7 +183,7 @@ class Session:
         passages: Sequence[Passage] | None = None,
     ) -> Conversation:
         """Simulate one conversation; the record says whether the critic accepted it."""
-        context = self._require_open()
+        context = self._bind_to_running_loop(self._require_open())
         if self.server is not None:
             self.server.check_alive()
         started = time.perf_counter()
