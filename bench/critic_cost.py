@@ -3,8 +3,9 @@
     python bench/critic_cost.py [--data ../shared/data/faithfulness_begin_200.jsonl] [--items 60] [--judge-items 5]
 
 - cold: every item brings new passages (as in `codi eval-critic`): passage sentences are embedded;
-- warm: the same passages judged again with other replies (as in simulation, where every turn and
-  every regenerated reply of a conversation is judged against passages seen before): cached;
+- warm: the same passages judged again with new replies (as in simulation, where every turn and
+  every regenerated reply of a conversation is judged against passages seen before): passage
+  sentences come from the cache, only the reply is embedded;
 - judge: the full pass with SmolLM2-135M as judge (judge weight forced to 1), started here via
   llama.cpp; skipped with `--judge-items 0`.
 Prints a table of median and 90th-percentile milliseconds per assistant turn.
@@ -28,7 +29,7 @@ from codi_agents.tasks import get_task
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faithfulness_begin_200.jsonl"
 
 
-def timed_passes(
+async def _timed_passes(
     items: list[LabelledItem],
     judge_weight: float,
     embed: MiniLMEmbeddingFunction,
@@ -45,18 +46,26 @@ def timed_passes(
             if responses is not None:
                 context.answer = responses[index]
             started = time.perf_counter()
-            asyncio.run(
-                assess_exchange(
-                    context,
-                    critic=critic.model,
-                    calibration=calibration,
-                    judge_weight=critic.judge_weight,
-                    embed=embed,
-                    parse_retries=settings.max_parse_retries,
-                )
+            await assess_exchange(
+                context,
+                critic=critic.model,
+                calibration=calibration,
+                judge_weight=critic.judge_weight,
+                embed=embed,
+                parse_retries=settings.max_parse_retries,
             )
             times.append((time.perf_counter() - started) * 1000)
     return times
+
+
+def timed_passes(
+    items: list[LabelledItem],
+    judge_weight: float,
+    embed: MiniLMEmbeddingFunction,
+    responses: list[str] | None = None,
+) -> list[float]:
+    """`_timed_passes` in one event loop (the judge's HTTP client lives in it)."""
+    return asyncio.run(_timed_passes(items, judge_weight, embed, responses))
 
 
 def main() -> None:
@@ -70,7 +79,8 @@ def main() -> None:
     embed = MiniLMEmbeddingFunction()
     embed(["warm up the model"])
     rows = [("signals only, new passages (cold)", timed_passes(items, 0.0, embed))]
-    other_replies = [items[(i + 1) % len(items)].response for i in range(len(items))]
+    # new reply text (upper-cased: the uncased MiniLM reads it the same, the cache has not seen it)
+    other_replies = [items[(i + 1) % len(items)].response.upper() for i in range(len(items))]
     rows.append(("signals only, passages seen before (warm)", timed_passes(items, 0.0, embed, other_replies)))
     if args.judge_items:
         judged = items[: args.judge_items]

@@ -7,9 +7,12 @@ The combination is explicit. For an assistant turn that is not a closing:
     score     = w * p_judge + (1 - w) * p_signals
 
 `w` is the judge's weight. It depends on the critic's model: `judge_weight_embedded` when the
-critic is the embedded 135M model (0 in the shipped calibration: measured, that model's judgement
-lowers balanced accuracy, so the judge is not even called), `judge_weight_remote` when it is a
-configured endpoint (0.75: a strong judge leads), or `Settings.judge_weight` when set.
+critic is the embedded SmolLM2-135M (0 in the shipped calibration, so the judge is not even
+called: on 40 held-out BEGIN items it produced parseable output for 14, its verdicts did not
+follow the labels, and balanced accuracy fell from 0.875 with signals only to 0.825 at w = 0.2
+and 0.5 at w >= 0.5, at tens of seconds per turn), `judge_weight_remote` when the critic is a
+configured endpoint or a given chat model (0.75: a strong judge leads), or `Settings.judge_weight`
+when set (`--judge-weight` in `codi eval-critic`).
 
 Who decides:
 - `w >= 0.5` (the judge leads): the judge's booleans decide grounded, faithful, answers-question
