@@ -219,3 +219,9 @@ def test_the_sentence_cache_is_bounded_and_returns_unit_vectors() -> None:
 )
 def test_abstention_phrasings(reply: str, abstains: float) -> None:
     assert signals(reply)["abstains"] == abstains
+
+
+def test_every_signal_is_documented() -> None:
+    from codi_agents.critic.signals import SIGNALS
+
+    assert set(signals("You must report it within ten days.")) == set(SIGNALS)
