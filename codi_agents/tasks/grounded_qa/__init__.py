@@ -16,5 +16,5 @@ task = Task(
     decide=grounded_decision,
     check_user=grounded_user_check,
     default_flow="grounded_qa",
-    version="1",
+    version="2",
 )
