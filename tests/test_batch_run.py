@@ -85,6 +85,7 @@ def test_resume_skips_what_is_done_and_a_larger_n_extends_the_run(tmp_path: Path
     ids = all_ids(out)
     assert len(ids) == len(set(ids)) == 9 and first <= set(ids)
     assert summary["finished_this_session"] == 5 and summary["finished"] == 9
+    assert summary["wall_seconds"] > summary["session_wall_seconds"] > 0  # every session's time, and this one's
     again = batch(out, n=9)
     assert again["finished_this_session"] == 0 and len(all_ids(out)) == 9
     assert len(json.loads((out / "manifest.json").read_text())["sessions"]) == 3
@@ -93,8 +94,10 @@ def test_resume_skips_what_is_done_and_a_larger_n_extends_the_run(tmp_path: Path
 def test_a_changed_config_is_refused_with_what_changed_unless_forced(tmp_path: Path) -> None:
     out = tmp_path / "out"
     batch(out, n=3, top_k=3)
+    before = {name: (out / name).read_bytes() for name in ("summary.json", "manifest.json", "accepted.jsonl")}
     with pytest.raises(RunDirectoryError, match=r"changed: setting top_k \(3 -> 5\).*--force"):
         batch(out, n=3, top_k=5)
+    assert before == {name: (out / name).read_bytes() for name in before}  # a refusal changes nothing
     config = tmp_path / "run.toml"
     config.write_text("[personas]\ncurious_student = 1\n")
     with pytest.raises(RunDirectoryError, match="persona busy_professional removed"):

@@ -10,15 +10,16 @@ raising `n` extends a run without changing the conversations already planned.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from codi_agents.documents import Document
-from codi_agents.flows import FlowGraph
-from codi_agents.personas import Persona
+from codi_agents.flows import FlowGraph, load_flow
+from codi_agents.personas import Persona, available_personas, load_persona
 from codi_agents.session import conversation_id
 from codi_agents.settings import stable_hash
+from codi_agents.tasks.base import Task
 
 SEED_SPACE = 2**31
 T = TypeVar("T")
@@ -90,3 +91,20 @@ def ordered_documents(documents: Sequence[Document], *, shuffle: bool, seed: int
 
 def _weighted(rng: random.Random, options: Sequence[tuple[T, float]]) -> T:
     return rng.choices([option for option, _ in options], weights=[weight for _, weight in options], k=1)[0]
+
+
+def weighted_personas(weights: Mapping[str, float], task: Task) -> list[tuple[Persona, float]]:
+    """The personas named in `weights` (name or path); by default the task's, or every persona made for it."""
+    if weights:
+        chosen = [(load_persona(name, search_dirs=task.persona_dirs), weight) for name, weight in weights.items()]
+        return [(persona, weight) for persona, weight in chosen if weight > 0]
+    names = task.default_personas or tuple(available_personas(task.persona_dirs))
+    personas = [load_persona(name, search_dirs=task.persona_dirs) for name in names]
+    return [(persona, 1.0) for persona in personas if not persona.tasks or task.name in persona.tasks]
+
+
+def weighted_flows(weights: Mapping[str, float], task: Task, default: str | None) -> list[tuple[FlowGraph, float]]:
+    """The flows named in `weights` (name or path); by default `default` or the task's flow."""
+    names = weights or {default or task.default_flow: 1.0}
+    chosen = [(load_flow(name, search_dirs=task.flow_dirs), weight) for name, weight in names.items()]
+    return [(flow, weight) for flow, weight in chosen if weight > 0]

@@ -11,7 +11,6 @@ down stops the run early with what the server answered; Ctrl-C abandons what is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -26,19 +25,18 @@ from codi_agents.batch.config import RunConfig
 from codi_agents.batch.corpus import Corpus, read_corpus
 from codi_agents.batch.dedup import NearDuplicates, texts_of_record
 from codi_agents.batch.manifest import check_fingerprint, make_manifest, run_inputs
-from codi_agents.batch.plan import Plan, Planned, ordered_documents
+from codi_agents.batch.plan import Plan, Planned, ordered_documents, weighted_flows, weighted_personas
 from codi_agents.batch.progress import NoProgress, ProgressView, Snapshot
 from codi_agents.batch.store import (
     ACCEPTED_FILE,
     ERRORS_FILE,
     INDEX_DIR,
     MANIFEST_FILE,
-    RECORD_FILES,
     REJECTED_FILE,
     SUMMARY_FILE,
     RecordWriter,
-    RunDirectoryError,
     Stream,
+    prepare_directory,
     read_json,
     scan_records,
     write_atomic,
@@ -47,20 +45,19 @@ from codi_agents.batch.summary import Tally, build_summary
 from codi_agents.calls import Endpoint, EndpointDownError
 from codi_agents.documents import Document
 from codi_agents.errors import CodiError, ConfigError, LocalModelError, RunError, ServerUnavailableError
-from codi_agents.flows import FlowGraph, load_flow
 from codi_agents.models import ModelsArgument
 from codi_agents.passages import Passage
-from codi_agents.personas import Persona, available_personas, load_persona
 from codi_agents.record import Conversation
 from codi_agents.security import redact
 from codi_agents.session import Session
 from codi_agents.settings import Settings
 from codi_agents.tasks import get_task
-from codi_agents.tasks.base import Task
 
 logger = logging.getLogger("codi_agents.batch")
 
 REPORT_SECONDS = 0.5
+MAX_LISTED_SKIPS = 200
+"""Skipped files named in summary.json (all of them are counted, and each is logged)."""
 _END = object()
 
 
@@ -168,8 +165,8 @@ class BatchRun:
         settings = self.settings
         self.corpus = read_corpus(self.corpus_spec, max_bytes=settings.max_document_bytes, oversize=settings.oversize)
         task = get_task(settings.task)
-        personas = _weighted_personas(self.config, task)
-        flows = _weighted_flows(self.config, task, settings)
+        personas = weighted_personas(self.config.personas, task)
+        flows = weighted_flows(self.config.flows, task, settings.flow)
         if not personas or not flows:
             missing = "persona" if not personas else "flow"
             raise ConfigError(f"No {missing} with a weight above 0 for task {task.name!r}: name one in the run config.")
@@ -198,9 +195,9 @@ class BatchRun:
 
     async def _prepare(self) -> Session:
         """Make the plan, check the run directory against it, read back what is done, open the session."""
-        if self.out is not None:
-            self._prepare_directory()
         plan = await asyncio.to_thread(self.make_plan)
+        if self.out is not None:
+            prepare_directory(self.out, resume=self.resume, force=self.force)
         session = self._session
         assert session is not None and self.corpus is not None
         previous = read_json(self.out / MANIFEST_FILE) if self.out is not None else None
@@ -229,25 +226,6 @@ class BatchRun:
         if self.out is not None:
             self._writer = RecordWriter(self.out)
         return session
-
-    def _prepare_directory(self) -> None:
-        assert self.out is not None
-        out = self.out
-        if out.exists() and not out.is_dir():
-            raise RunDirectoryError(f"{out} is a file, not a directory. Give --out a directory.")
-        existing = [name for name in (*RECORD_FILES, MANIFEST_FILE) if (out / name).exists()]
-        if existing and not self.resume:
-            if not self.force:
-                raise RunDirectoryError(
-                    f"{out} already holds a run ({', '.join(existing)}). Resume it (--resume), or start over "
-                    "with --no-resume --force (this deletes its records), or choose another --out."
-                )
-            for name in (*RECORD_FILES, ERRORS_FILE, MANIFEST_FILE, SUMMARY_FILE):
-                with contextlib.suppress(FileNotFoundError):
-                    (out / name).unlink()
-            # The index stays: it is keyed by each document's text, so it serves the new run as it is.
-            logger.warning("%s: deleted the previous run's records (--no-resume --force)", out)
-        out.mkdir(parents=True, exist_ok=True)
 
     def _read_back(self) -> None:
         """Repair the record files and learn which conversations are done (and count them)."""
@@ -439,7 +417,7 @@ class BatchRun:
         try:
             if self._writer is not None:
                 self._writer.close()
-            if self.plan is not None:
+            if self._started:  # a run that never started (refused, bad config) leaves the directory as it was
                 snapshot = self.snapshot()
                 self.progress.stop(snapshot)
                 self.summary = self._summary(status, stopped_because, snapshot)
@@ -458,12 +436,18 @@ class BatchRun:
             status=status,
             planned=snapshot.planned,
             wall_seconds=snapshot.elapsed,
+            earlier_wall_seconds=sum(
+                float(item.get("wall_seconds") or 0) for item in self._manifest.get("sessions", [])[:-1]
+            ),
             finished_now=snapshot.done_now,
             errors=self.errors,
             requests={key: counts[key] for key in ("requests", "retries", "errors", "rate_limited")},
             documents={
                 "used": len(self.corpus.documents),
-                "skipped": [{"source": item.source, "reason": item.reason} for item in self.corpus.skipped],
+                "skipped_count": len(self.corpus.skipped),
+                "skipped": [
+                    {"source": item.source, "reason": item.reason} for item in self.corpus.skipped[:MAX_LISTED_SKIPS]
+                ],
                 "duplicates": len(self.corpus.duplicates),
             },
             near_duplicates={
@@ -485,26 +469,10 @@ class BatchRun:
         self._manifest["updated_at"] = now
         current = self._manifest["sessions"][-1]
         current.update(status=status, ended_at=now if status != "running" else None, finished=self.tally.finished)
+        if self._started:
+            current["wall_seconds"] = round(time.monotonic() - self._started, 2)
         write_atomic(self.out / MANIFEST_FILE, self._json(self._manifest))
 
     def _json(self, value: dict[str, Any]) -> bytes:
         text = json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
         return redact(text, self.secrets).encode("utf-8")
-
-
-def _weighted_personas(config: RunConfig, task: Task) -> list[tuple[Persona, float]]:
-    """The config's personas; by default the task's, or every persona made for the task (equal weights)."""
-    if config.personas:
-        chosen = [
-            (load_persona(name, search_dirs=task.persona_dirs), weight) for name, weight in config.personas.items()
-        ]
-        return [(persona, weight) for persona, weight in chosen if weight > 0]
-    names = task.default_personas or tuple(available_personas(task.persona_dirs))
-    personas = [load_persona(name, search_dirs=task.persona_dirs) for name in names]
-    return [(persona, 1.0) for persona in personas if not persona.tasks or task.name in persona.tasks]
-
-
-def _weighted_flows(config: RunConfig, task: Task, settings: Settings) -> list[tuple[FlowGraph, float]]:
-    names = config.flows or {settings.flow or task.default_flow: 1.0}
-    chosen = [(load_flow(name, search_dirs=task.flow_dirs), weight) for name, weight in names.items()]
-    return [(flow, weight) for flow, weight in chosen if weight > 0]

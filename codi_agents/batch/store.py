@@ -208,3 +208,22 @@ class RecordWriter:
             touched.add(stream)
         for stream in touched:
             os.fsync(self._handles[stream].fileno())
+
+
+def prepare_directory(out: Path, *, resume: bool, force: bool) -> None:
+    """Make `out` ready for a run: refuse another run's files unless resuming, or delete them when forced."""
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(f"{out} is a file, not a directory. Give --out a directory.")
+    existing = [name for name in (*RECORD_FILES, MANIFEST_FILE) if (out / name).exists()]
+    if existing and not resume:
+        if not force:
+            raise RunDirectoryError(
+                f"{out} already holds a run ({', '.join(existing)}). Resume it (--resume), or start over "
+                "with --no-resume --force (this deletes its records), or choose another --out."
+            )
+        for name in (*RECORD_FILES, ERRORS_FILE, MANIFEST_FILE, SUMMARY_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (out / name).unlink()
+        # The index stays: it is keyed by each document's text, so it serves the new run as it is.
+        logger.warning("%s: deleted the previous run's records (--no-resume --force)", out)
+    out.mkdir(parents=True, exist_ok=True)

@@ -125,6 +125,7 @@ def build_summary(
     status: str,
     planned: int,
     wall_seconds: float,
+    earlier_wall_seconds: float,
     finished_now: int,
     errors: int,
     requests: dict[str, int],
@@ -133,7 +134,8 @@ def build_summary(
     prices: dict[str, Price],
     stopped_because: str | None = None,
 ) -> dict[str, Any]:
-    """The summary as written to summary.json."""
+    """The summary as written to summary.json. `wall_seconds` covers every session of the run directory;
+    `conversations_per_minute` is this session's pace."""
     finished = tally.finished
     return {
         "status": status,
@@ -153,7 +155,8 @@ def build_summary(
         "flags": dict(tally.flags),
         "tokens": {role: dict(counts) for role, counts in sorted(tally.tokens.items())},
         "cost": cost_estimate(tally.tokens, prices),
-        "wall_seconds": round(wall_seconds, 2),
+        "wall_seconds": round(earlier_wall_seconds + wall_seconds, 2),
+        "session_wall_seconds": round(wall_seconds, 2),
         "finished_this_session": finished_now,
         "conversations_per_minute": round(finished_now / wall_seconds * 60, 2) if wall_seconds > 0 else None,
         "requests": requests,
@@ -178,8 +181,8 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         ("near-duplicates flagged", summary["near_duplicates"].get("flagged", 0)),
         ("near-duplicates dropped", summary["near_duplicates"].get("dropped", 0)),
         ("documents used / skipped / duplicates", _documents_line(summary["documents"])),
-        ("wall time", f"{summary['wall_seconds']:.1f} s"),
-        ("conversations per minute", summary["conversations_per_minute"]),
+        ("wall time (this session)", f"{summary['wall_seconds']:.1f} s ({summary['session_wall_seconds']:.1f} s)"),
+        ("conversations per minute (this session)", summary["conversations_per_minute"]),
         ("requests / retries / rate limited", _requests_line(summary["requests"])),
         ("estimated cost", f"${cost['total']:.4f}" if cost else "(no prices in the config)"),
     ]
@@ -227,7 +230,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
 
 
 def _documents_line(documents: dict[str, Any]) -> str:
-    return f"{documents.get('used', 0)} / {len(documents.get('skipped', []))} / {documents.get('duplicates', 0)}"
+    return f"{documents.get('used', 0)} / {documents.get('skipped_count', 0)} / {documents.get('duplicates', 0)}"
 
 
 def _requests_line(requests: dict[str, int]) -> str:

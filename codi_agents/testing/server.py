@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import re
 import signal
 import subprocess
@@ -354,7 +355,8 @@ class FakeOpenAIServer:
             raise RuntimeError(f"The fake server could not start: {failure[0]}") from failure[0]
 
     def _start_process(self) -> None:
-        command = [sys.executable, "-m", "codi_agents.testing.server", "--port", str(self.port)]
+        command = [sys.executable, "-c", "from codi_agents.testing.server import main; main()"]
+        command += ["--port", str(self.port)]
         command += ["--latency", str(self.config.latency), "--model", self.config.model]
         command += ["--faults", json.dumps(asdict(self.config.faults))]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
@@ -392,7 +394,16 @@ def main(argv: list[str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        parent = os.getppid()
+
+        async def orphaned() -> None:  # the process that started us died without stopping us: stop too
+            while os.getppid() == parent:
+                await asyncio.sleep(1)
+            stop.set()
+
+        watch = asyncio.create_task(orphaned())
         await stop.wait()
+        watch.cancel()
         await runner.cleanup()
 
     try:
