@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.logging import RichHandler
 
 from codi_agents.batch.config import load_run_config, resolve_settings
 from codi_agents.batch.progress import progress_for
@@ -87,7 +91,8 @@ def run_command(
         _show_plan(batch, Console())
         return
     try:
-        asyncio.run(_drain(batch))
+        with _log_to(err):
+            asyncio.run(_drain(batch))
     finally:
         if batch.summary is not None:
             console = Console()
@@ -102,6 +107,23 @@ def run_command(
             f"{'were' if failed != 1 else 'was'} not written (see {out / ERRORS_FILE}); "
             "run the same command again to retry them."
         )
+
+
+@contextlib.contextmanager
+def _log_to(console: Console) -> Iterator[None]:
+    """Show the run's warnings (skipped files, failed conversations) on `console`, above the progress display."""
+    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False, rich_tracebacks=False)
+    logger = logging.getLogger("codi_agents.batch")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 async def _drain(batch: BatchRun) -> None:
