@@ -110,3 +110,14 @@ def test_planned_ids_are_the_ids_of_the_records(tmp_path: Path) -> None:
         return found
 
     assert sorted(asyncio.run(collect())) == sorted(expected)
+
+
+def test_dry_run_shows_the_plan_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from codi_agents.cli import main
+
+    out = tmp_path / "out"
+    main(["run", str(CORPUS), "--out", str(out), "--n", "6", "--seed", "3", "--dry-run"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "plan: 6 conversations over 5 documents" in printed
+    assert "documents: 5 used, 0 skipped" in printed
+    assert not out.exists()
