@@ -89,6 +89,8 @@ def test_bad_run_configs_are_refused_with_the_field() -> None:
         load_run_config_text("concurrency = 0\n")
     with pytest.raises(ConfigError, match="unknown field"):
         load_run_config_text("sed = 3\n")
+    with pytest.raises(ConfigError, match=r"num_perm = 16 is too few permutations"):
+        BatchRun(CORPUS, None, config=load_run_config(None, dedup={"num_perm": 16}), settings=Settings())
 
 
 def load_run_config_text(text: str) -> object:

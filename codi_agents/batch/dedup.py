@@ -17,6 +17,7 @@ from typing import Any
 from datasketch import MinHash, MinHashLSH
 
 from codi_agents.batch.config import DedupConfig
+from codi_agents.errors import ConfigError
 from codi_agents.record import Conversation
 
 CONVERSATION_FLAG = "near_duplicate"
@@ -44,8 +45,14 @@ class NearDuplicates:
 
     def __init__(self, config: DedupConfig) -> None:
         self.config = config
-        self._conversations = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
-        self._questions = MinHashLSH(threshold=config.question_threshold, num_perm=config.num_perm)
+        try:
+            self._conversations = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
+            self._questions = MinHashLSH(threshold=config.question_threshold, num_perm=config.num_perm)
+        except ValueError as error:
+            raise ConfigError(
+                f"[dedup] num_perm = {config.num_perm} is too few permutations for thresholds {config.threshold} "
+                f"and {config.question_threshold} ({error}); raise num_perm or lower the thresholds."
+            ) from error
         self._question_owner: dict[str, str] = {}
         self.flagged: dict[str, int] = {CONVERSATION_FLAG: 0, QUESTION_FLAG: 0}
 
