@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_openai.chat_models._client_utils import _cached_async_httpx_client
 from rich.console import Console
 
 from codi_agents import run
@@ -152,9 +151,6 @@ def test_a_run_left_incomplete_by_server_errors_exits_non_zero(
     printed = capsys.readouterr()
     assert "run incomplete" in printed.out
     assert "1 conversation failed on server errors" in flat(printed.err) and "errors.jsonl" in printed.err
-    # langchain-openai caches one httpx client per URL across event loops (langchain#35783); a second
-    # asyncio.run in one process would meet the first loop's dead connections.
-    _cached_async_httpx_client.cache_clear()
     codi_run(one_document, tmp_path / "out", "--n", "2", "--config", config, *fake_endpoint(server.base_url))
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["status"] == "completed"
     assert len(all_ids(tmp_path / "out")) == 2
