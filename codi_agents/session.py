@@ -23,7 +23,7 @@ from codi_agents.documents import Document
 from codi_agents.flows import FlowGraph
 from codi_agents.graph import build_graph, recursion_limit
 from codi_agents.index import PassageIndex
-from codi_agents.local_server import LocalModelServer
+from codi_agents.local_server import MODEL_ALIAS, LocalModelServer
 from codi_agents.models import ModelsArgument, build_role_models, needs_local_model, role_instances
 from codi_agents.passages import Passage, chunk_document
 from codi_agents.personas import Persona
@@ -45,13 +45,17 @@ class Session:
         embedding_function: EmbeddingFunction[Documents] | None = None,
         calibration: Calibration | None = None,
         task: Task | str | None = None,
+        local_server_url: str | None = None,
     ) -> None:
+        """`local_server_url` points the embedded roles at an embedded server another process started
+        (a batch run's workers share the parent's) instead of starting one."""
         self.settings = settings or Settings()
         self.task = task if isinstance(task, Task) else get_task(task or self.settings.task)
         self.calibration = calibration or load_calibration()
         self._instances = role_instances(models)
         self._embedding_function = embedding_function
         self.server: LocalModelServer | None = None
+        self._local_server_url = local_server_url
         self._loop: asyncio.AbstractEventLoop | None = None
         self.context: SimulationContext | None = None
         self.index: PassageIndex | None = None
@@ -61,7 +65,7 @@ class Session:
         """Start the embedded model if a role needs it, build the models, open the index, compile the graph."""
         if self.context is not None:
             return self
-        if needs_local_model(self.settings, self._instances):
+        if needs_local_model(self.settings, self._instances) and self._local_server_url is None:
             self.server = LocalModelServer(
                 context_window=self.settings.local_context_window, threads=self.settings.local_threads
             )
@@ -105,8 +109,8 @@ class Session:
         return build_role_models(
             self.settings,
             self._instances,
-            local_url=self.server.base_url if self.server else None,
-            local_model_name=self.server.model_name if self.server else "",
+            local_url=self.server.base_url if self.server else self._local_server_url,
+            local_model_name=self.server.model_name if self.server else MODEL_ALIAS,
             local_context_window=self.settings.local_context_window,
         )
 
