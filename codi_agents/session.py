@@ -28,6 +28,7 @@ from codi_agents.models import ModelsArgument, build_role_models, needs_local_mo
 from codi_agents.passages import Passage, chunk_document
 from codi_agents.personas import Persona
 from codi_agents.record import Conversation
+from codi_agents.security import redact
 from codi_agents.settings import ROLES, Role, Settings, stable_hash
 from codi_agents.state import SimulationInput
 from codi_agents.tasks import get_task
@@ -207,7 +208,7 @@ class Session:
             if self.server is not None:
                 self.server.check_alive()
             raise
-        return Conversation(
+        conversation = Conversation(
             id=conversation_id(self.task.name, document.id, persona, flow, seed, self.fingerprint),
             task=self.task.name,
             doc_id=document.id,
@@ -230,11 +231,19 @@ class Session:
             duration_seconds=round(time.perf_counter() - started, 4),
             flags=["truncated"] if output.get("truncated") else [],
         )
+        return _without_secrets(conversation, self.settings.secrets())
 
     def _require_open(self) -> SimulationContext:
         if self.context is None:
             raise RuntimeError("The session is not open: use `with Session(...) as session:` or call open().")
         return self.context
+
+
+def _without_secrets(conversation: Conversation, secrets: list[str]) -> Conversation:
+    """The record with every API key masked: a server's error message may quote the key it was sent."""
+    text = conversation.model_dump_json()
+    cleaned = redact(text, secrets)
+    return conversation if cleaned == text else Conversation.model_validate_json(cleaned)
 
 
 def conversation_id(task: str, doc_id: str, persona: Persona, flow: FlowGraph, seed: int, fingerprint: str) -> str:

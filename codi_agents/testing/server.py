@@ -59,6 +59,9 @@ class Faults:
     """Then close this many connections without answering."""
     fail_all_status: int | None = None
     """Answer every request with this status (a server that is up but broken)."""
+    reject_key: bool = False
+    """Answer every request with 401 and an error message that repeats the API key it was sent, as some
+    servers do: what codi writes and prints must still never show the key."""
 
 
 @dataclass
@@ -120,6 +123,9 @@ class _Handler:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         self.counts["requests"] += 1
         faults = self.config.faults
+        if faults.reject_key:
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            return self._error(401, f"Incorrect API key provided: {key}. You can find your key in your account.")
         if faults.fail_all_status is not None:
             return self._error(faults.fail_all_status, "the fake server is set to fail every request")
         if self._take("rate_limit"):
