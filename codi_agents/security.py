@@ -64,10 +64,15 @@ def mask_secret(secret: str) -> str:
     return f"{secret[:3]}…{secret[-4:]}"
 
 
+MIN_REDACTED_CHARS = 8
+"""Shorter "keys" (`fake`, `none`, `EMPTY` for local servers) are placeholders, and masking them would
+mangle ordinary words that contain them."""
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of each secret (4 characters or longer) in `text` by its masked stub."""
+    """Replace every occurrence of each secret (8 characters or longer) in `text` by its masked stub."""
     for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
+        if secret and len(secret) >= MIN_REDACTED_CHARS and secret in text:
             text = text.replace(secret, mask_secret(secret))
     return text
 

@@ -89,3 +89,12 @@ def test_passages_cannot_close_their_own_quotes() -> None:
         asyncio.run(session.simulate(hostile, load_persona("child"), load_flow("factoid_short"), seed=1))
     system_prompt = models["assistant"].calls[0][0].content
     assert system_prompt.count("</passage>") == system_prompt.count("<passage id=")
+
+
+def test_redaction_masks_real_keys_but_not_placeholder_words() -> None:
+    from codi_agents.security import mask_secret, redact
+
+    key = "sk-proj-abcdef1234567890"
+    assert redact(f"Incorrect API key provided: {key}.", [key]) == f"Incorrect API key provided: {mask_secret(key)}."
+    assert key not in mask_secret(key) and mask_secret(key).endswith("7890")
+    assert redact("model codi-fake on a fake server", ["fake"]) == "model codi-fake on a fake server"
