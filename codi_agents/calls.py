@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import inspect
 import json
 import random
 import time
@@ -88,6 +89,7 @@ class RoleModel:
         max_retries: int | None = None,
         context_window: int | None = None,
         max_tokens: int | None = None,
+        owns_client: bool = False,
     ) -> None:
         self.role = role
         self.chat = chat
@@ -98,7 +100,21 @@ class RoleModel:
         self.max_retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
         self.context_window = context_window
         self.max_tokens = max_tokens
+        self.owns_client = owns_client
         self._structured: dict[type[BaseModel], Any] = {}
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of a chat model codi built (a model passed in belongs to its owner)."""
+        if not self.owns_client:
+            return
+        for attribute in ("root_async_client", "root_client"):
+            client = getattr(self.chat, attribute, None)
+            close = getattr(client, "close", None)
+            if close is None:
+                continue
+            result = close()
+            if inspect.isawaitable(result):
+                await result
 
     async def complete(self, messages: Sequence[BaseMessage]) -> ChatResult:
         """The model's text reply to `messages`."""

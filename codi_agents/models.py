@@ -100,6 +100,7 @@ def build_role_models(
             max_retries=config.max_retries,
             context_window=window,
             max_tokens=max_tokens,
+            owns_client=role not in instances,
         )
     return models
 

@@ -128,6 +128,21 @@ class Session:
         self._loop = loop
         return context
 
+    async def aclose(self) -> None:
+        """`close_connections()`, then `close()`."""
+        await self.close_connections()
+        self.close()
+
+    async def close_connections(self) -> None:
+        """Close the HTTP connections of the models the session built (from the loop that used them)."""
+        if self.context is None or self._loop not in (None, asyncio.get_running_loop()):
+            return
+        closed: set[int] = set()
+        for model in self.context.models.values():
+            if id(model.chat) not in closed:
+                closed.add(id(model.chat))
+                await model.aclose()
+
     def close(self) -> None:
         """Drop an in-memory index and stop the embedded model server; safe to call twice."""
         if self.index is not None:
@@ -148,7 +163,7 @@ class Session:
         return self.open()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
+        await self.aclose()
 
     @property
     def models(self) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from rich.console import Console
 
-from codi_agents import run
+from codi_agents import iter_conversations, run
 from codi_agents.batch.config import load_run_config
 from codi_agents.batch.progress import LogProgress, RichProgress, progress_for
 from codi_agents.batch.runner import BatchRun
@@ -102,6 +104,32 @@ def test_a_storm_of_429s_is_absorbed(server: FakeOpenAIServer, tmp_path: Path) -
     assert summary["accepted"] == 6
 
 
+def open_connections_to(port: int) -> int:
+    """TCP connections this process holds open to 127.0.0.1:`port`."""
+    return sum(
+        1
+        for connection in psutil.Process().net_connections(kind="tcp")
+        if connection.raddr and connection.raddr.port == port and connection.status == psutil.CONN_ESTABLISHED
+    )
+
+
+def test_a_finished_run_closes_its_connections_to_the_server(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    async def run_and_count() -> tuple[int, int]:
+        batch = iter_conversations(
+            CORPUS, tmp_path / "out", n=4, concurrency=4,
+            embedding_function=HashingEmbeddingFunction(), endpoint=endpoint(server.base_url),
+        )  # fmt: skip
+        during = 0
+        async with batch:
+            async for _ in batch:
+                during = max(during, open_connections_to(server.port))
+        return during, open_connections_to(server.port)
+
+    during, after = asyncio.run(run_and_count())
+    assert during > 0  # the count sees the run's keep-alive connections
+    assert after == 0  # none left behind for a long-lived process to accumulate
+
+
 def test_a_server_that_fails_everything_stops_the_run_with_its_answer(
     server: FakeOpenAIServer,
     one_document: Path,
@@ -182,7 +210,7 @@ def test_progress_view_follows_the_terminal() -> None:
 
 RUNNER = """
 import sys
-from codi_agents import run
+from codi_agents import iter_conversations, run
 from codi_agents.testing import HashingEmbeddingFunction
 run(sys.argv[1], sys.argv[2], n=int(sys.argv[3]), concurrency=4, embedding_function=HashingEmbeddingFunction(),
     endpoint={"base_url": sys.argv[4], "model": "codi-fake", "api_key": "fake"})

@@ -156,7 +156,11 @@ class BatchRun:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            self._finish(status, stopped_because)
+            try:
+                if self._session is not None:
+                    await self._session.close_connections()  # _finish closes the rest
+            finally:
+                self._finish(status, stopped_because)
 
     def make_plan(self) -> Plan:
         """Read the corpus and make the plan (once); nothing is written and no model is started."""
