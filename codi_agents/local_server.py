@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from codi_agents.errors import LocalModelError
 
@@ -70,7 +71,7 @@ class LocalModelServer:
         self.model_name = MODEL_ALIAS
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="codi-llama-", suffix=".log", delete=False)  # noqa: SIM115
+        self._log: IO[bytes] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -98,6 +99,8 @@ class LocalModelServer:
                     "The embedded model needs llama-cpp-python[server] (pip install -e . installs it), "
                     "or configure an endpoint: OPENAI_BASE_URL / OPENAI_API_KEY or --base-url."
                 )
+            if self._log is None:  # the server's output, for error messages; removed when it stops
+                self._log = tempfile.NamedTemporaryFile(prefix="codi-llama-", suffix=".log", delete=False)  # noqa: SIM115
             last_error = ""
             for _ in range(PORT_ATTEMPTS):
                 self.port = free_port()
@@ -114,9 +117,13 @@ class LocalModelServer:
             raise LocalModelError(last_error)
 
     def stop(self) -> None:
-        """Stop the server if it runs; safe to call more than once."""
+        """Stop the server if it runs and remove its log; safe to call more than once."""
         with self._lock:
             self._terminate()
+            log, self._log = self._log, None
+            if log is not None:
+                log.close()
+                Path(log.name).unlink(missing_ok=True)
 
     def check_alive(self) -> None:
         """Raise a clear error if the server died after starting."""
@@ -128,6 +135,8 @@ class LocalModelServer:
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines the server printed."""
+        if self._log is None:
+            return ""
         try:
             text = Path(self._log.name).read_text(errors="replace")
         except OSError:
@@ -156,7 +165,7 @@ class LocalModelServer:
         in_main_thread = threading.current_thread() is threading.main_thread()
         return subprocess.Popen(
             command,
-            stdout=self._log,
+            stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if in_main_thread and sys.platform == "linux" else None,  # noqa: PLW1509

@@ -136,6 +136,11 @@ def test_missing_and_broken_model_files_are_clear_errors(tmp_path: Path) -> None
     with pytest.raises(LocalModelError, match="exited at start"):
         server.start()
     assert not server.running
+    assert server._log is not None
+    log = Path(server._log.name)
+    assert log.exists()  # kept while the error may still be read
+    server.stop()
+    assert not log.exists()  # the server's log does not outlive it
 
 
 def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch, no_stray_servers: None) -> None:
@@ -149,6 +154,9 @@ def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch, no_stray_serv
         with LocalModelServer() as server:
             assert server.port != taken
             assert server.running
+            assert server._log is not None
+            log = Path(server._log.name)
+        assert not log.exists()
 
 
 CHILD = textwrap.dedent(
