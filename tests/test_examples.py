@@ -13,7 +13,7 @@ import pytest
 
 from codi_agents import load_flow
 from codi_agents.tasks import unregister_task
-from codi_agents.testing import HashingEmbeddingFunction, scripted_models
+from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, scripted_models
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -85,3 +85,61 @@ def test_simulate_one_runs_as_a_script_on_the_embedded_model(tmp_path: Path) -> 
     assert "path: " in result.stdout
     assert "accepted: " in result.stdout or "rejected (" in result.stdout
     assert "smollm2" in result.stdout.lower()
+
+
+def test_run_batch_writes_the_planned_conversations_and_resumes_without_redoing_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = scripted_models()
+    summary = load_example("run_batch").main(
+        tmp_path / "run", models=models, embedding_function=HashingEmbeddingFunction()
+    )
+    out = capsys.readouterr().out
+    assert summary["planned"] == 3 and summary["accepted"] == 3, summary["rejection_reasons"]
+    assert set(summary["by_persona"]) <= {"curious_student", "busy_professional"}
+    assert set(summary["by_flow"]) == {"factoid_short"}
+    assert summary["cost"] is not None and summary["cost"]["total"] > 0
+    assert "3 planned, 3 accepted, 0 rejected (100% accepted)" in out
+    accepted_lines = [line for line in out.splitlines() if line.startswith("accepted: ")]
+    assert len(accepted_lines) == 3
+    assert "resumed: 0 new conversations, 3 on disk" in out
+    records = (tmp_path / "run" / "accepted.jsonl").read_text().splitlines()
+    assert len(records) == 3  # the resume wrote nothing twice
+    assert (tmp_path / "run" / "summary.json").exists() and (tmp_path / "run" / "manifest.json").exists()
+
+
+def test_export_and_report_runs_the_batch_then_exports_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # as `python examples/export_and_report.py` has it
+    run_dir = tmp_path / "run"
+    report = load_example("export_and_report").main(
+        run_dir, models=scripted_models(), embedding_function=HashingEmbeddingFunction()
+    )
+    out = capsys.readouterr().out
+    assert report.overview.accepted == 3 and report.overview.conversations == 3
+    assert report.reference is not None and report.reference.conversations > 0
+    train = (run_dir / "data" / "openai" / "train.jsonl").read_text().splitlines()
+    assert train and all('"messages"' in line for line in train)
+    assert (run_dir / "data" / "hf" / "dataset_dict.json").exists()
+    html = (run_dir / "report.html").read_text()
+    assert "Doc2Dial (human)" in html and (run_dir / "report.json").exists()
+    assert "export openai: " in out and "export hf: " in out and "report: " in out
+
+
+def test_export_and_report_says_when_nothing_was_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    models = scripted_models()
+    models["assistant"] = ScriptedChatModel(
+        script=lambda messages: "I think it costs 4,217 dollars, and I applied for it myself in 1987."
+    )
+    report = load_example("export_and_report").main(
+        tmp_path / "run", models=models, embedding_function=HashingEmbeddingFunction()
+    )
+    out = capsys.readouterr().out
+    assert report.overview.accepted == 0 and report.overview.rejected == 3
+    assert out.count("export openai: ") == 1 and "holds no accepted conversations (3 rejected ones" in out
+    assert not (tmp_path / "run" / "data" / "openai" / "train.jsonl").exists()
+    assert (tmp_path / "run" / "report.html").exists()
