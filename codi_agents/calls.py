@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import httpx
+import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel
@@ -244,13 +246,8 @@ def is_transient(exc: BaseException) -> bool:
     status = _status_code(exc)
     if status is not None:
         return status in (408, 409, 429) or status >= 500
-    if isinstance(exc, TimeoutError | ConnectionError):
-        return True
-    module = type(exc).__module__
-    name = type(exc).__name__
-    return (module.startswith("openai") and name in {"APITimeoutError", "APIConnectionError"}) or (
-        module.startswith("httpx") and ("Timeout" in name or "Connect" in name or "Network" in name)
-    )
+    # isinstance, not class names: langchain-openai >= 1.1 re-raises openai's errors as its own subclasses
+    return isinstance(exc, TimeoutError | ConnectionError | openai.APIConnectionError | httpx.TransportError)
 
 
 def describe_failure(exc: BaseException) -> str:

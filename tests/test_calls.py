@@ -114,6 +114,19 @@ def test_transient_classification() -> None:
     assert not is_transient(status_error(400)) and not is_transient(ValueError("bug"))
 
 
+def test_dropped_connections_are_transient_whoever_wraps_them() -> None:
+    """langchain-openai re-raises openai's errors as its own subclasses (`OpenAIConnectionError`)."""
+
+    class WrappedConnectionError(openai.APIConnectionError):
+        pass
+
+    WrappedConnectionError.__module__ = "langchain_openai.chat_models.base"
+    request = httpx.Request("POST", "http://model.test/v1/chat/completions")
+    assert is_transient(WrappedConnectionError(request=request))
+    assert is_transient(openai.APITimeoutError(request=request))
+    assert is_transient(httpx.ConnectError("connection refused")) and is_transient(httpx.ReadTimeout("slow"))
+
+
 def test_limiter_never_exceeds_its_limit_and_recovers_after_successes() -> None:
     limiter = AdaptiveLimiter(4)
     peak = 0
