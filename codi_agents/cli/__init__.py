@@ -12,6 +12,7 @@ import sys
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from codi_agents.cli.common import known_secrets
 from codi_agents.errors import CodiError, UserError
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, standalone_mode=False)
     except CodiError as error:
-        err.print(f"[bold red]error:[/] {redact(str(error), known_secrets())}", highlight=False, markup=True)
+        # soft_wrap: an error names paths and lines that a user copies; never break them at the terminal width
+        message = escape(redact(str(error), known_secrets()))  # "[settings]" in a message is text, not markup
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(2 if isinstance(error, UserError) else 1)
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted.[/] Finished work is saved; nothing is left running.")
