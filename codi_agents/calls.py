@@ -173,7 +173,8 @@ class RoleModel:
                             async with asyncio.timeout(self.timeout):
                                 result = await runnable.ainvoke(list(messages))
                         except Exception as exc:
-                            endpoint.health.record(False, describe_failure(exc))
+                            if says_server_is_down(exc):
+                                endpoint.health.record(False, describe_failure(exc))
                             raise
                     endpoint.health.record(True)
                     endpoint.limiter.record_success()
@@ -248,6 +249,14 @@ def is_transient(exc: BaseException) -> bool:
         return status in (408, 409, 429) or status >= 500
     # isinstance, not class names: langchain-openai >= 1.1 re-raises openai's errors as its own subclasses
     return isinstance(exc, TimeoutError | ConnectionError | openai.APIConnectionError | httpx.TransportError)
+
+
+def says_server_is_down(exc: BaseException) -> bool:
+    """True for failures that count towards stopping a run: 5xx, timeouts, dropped connections.
+
+    A 429 means the server is up and busy (a long `Retry-After` storm is waited out, never a reason
+    to stop); other 4xx answers are about one request, not the server."""
+    return is_transient(exc) and _status_code(exc) not in (408, 409, 429)
 
 
 def describe_failure(exc: BaseException) -> str:

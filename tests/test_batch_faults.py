@@ -104,6 +104,23 @@ def test_a_storm_of_429s_is_absorbed(server: FakeOpenAIServer, tmp_path: Path) -
     assert summary["accepted"] == 6
 
 
+def test_a_long_rate_limit_is_waited_out_not_taken_for_a_dead_server(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    server.set_faults(Faults(rate_limit_first=30, retry_after=0.3))
+    config = tmp_path / "run.toml"
+    config.write_text("[limits]\nendpoint_down_seconds = 0.1\n")  # far shorter than the storm lasts
+    summary = run(
+        CORPUS,
+        tmp_path / "out",
+        config=config,
+        n=4,
+        concurrency=4,
+        embedding_function=HashingEmbeddingFunction(),
+        endpoint=endpoint(server.base_url, max_retries=30),
+    )
+    assert summary["status"] == "completed" and summary["finished"] == 4 and summary["errors"] == 0
+    assert summary["requests"]["rate_limited"] == 30
+
+
 def open_connections_to(port: int) -> int:
     """TCP connections this process holds open to 127.0.0.1:`port`."""
     return sum(
