@@ -23,6 +23,8 @@ DEFAULT_MAX_BYTES = 5_000_000
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 PDF_SUFFIXES = frozenset({".pdf"})
+DOCUMENT_NOTES = ("truncated_at_bytes", "decoding_errors")
+"""Metadata keys that say reading changed a document; conversations about it keep them (`doc_notes`)."""
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 
 OversizePolicy = Literal["truncate", "skip"]
@@ -106,7 +108,12 @@ def read_document_file(
             "Raise the limit (max_document_bytes) or split the file."
         )
     if suffix in PDF_SUFFIXES:
-        text, title = _read_pdf(path)
+        text, title, truncated = _read_pdf(path, max_bytes)
+        if truncated and oversize == "skip":
+            raise DocumentError(
+                f"Document file is too large: the text of {path} runs over the limit of {max_bytes:,} bytes. "
+                "Raise the limit (max_document_bytes) or split the file."
+            )
         decoding_errors = 0
     else:
         raw = _read_head(path, max_bytes)
@@ -148,17 +155,30 @@ def html_to_text(html: str) -> tuple[str, str]:
     return soup.get_text("\n", strip=True), title
 
 
-def _read_pdf(path: Path) -> tuple[str, str]:
+def _read_pdf(path: Path, max_bytes: int) -> tuple[str, str, bool]:
+    """(text, title, truncated): pages are read until their text reaches `max_bytes`, so a small file
+    whose compressed streams expand to gigabytes of text is never held whole."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    pages: list[str] = []
+    size = 0
+    truncated = False
     try:
         reader = PdfReader(path)
-        pages = [page.extract_text() or "" for page in reader.pages]
+        for page in reader.pages:
+            text = page.extract_text() or ""
+            size += len(text.encode("utf-8", errors="replace"))
+            if size > max_bytes:
+                keep = len(text.encode("utf-8", errors="replace")) - (size - max_bytes)
+                pages.append(text.encode("utf-8", errors="replace")[:keep].decode("utf-8", errors="ignore"))
+                truncated = True
+                break
+            pages.append(text)
         title = str(reader.metadata.title) if reader.metadata and reader.metadata.title else ""
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
         raise DocumentError(f"Cannot read PDF {path}: {error}. Is the file a valid, unencrypted PDF?") from error
-    return "\n\n".join(pages), title
+    return "\n\n".join(pages), title, truncated
 
 
 def _read_head(path: Path, max_bytes: int) -> bytes:

@@ -109,6 +109,11 @@ class Conversation(BaseModel):
     task: str
     doc_id: str
     doc_title: str = ""
+    doc_notes: dict[str, int] = Field(
+        default_factory=dict,
+        description="What reading the document changed: `truncated_at_bytes` (cut at the size limit), "
+        "`decoding_errors` (invalid UTF-8 bytes replaced).",
+    )
     persona: Persona
     flow: str
     path: list[str] = Field(description="The sampled sequence of links.")

@@ -19,7 +19,7 @@ from codi_agents._version import __version__
 from codi_agents.calls import RoleModel
 from codi_agents.context import SimulationContext
 from codi_agents.critic.calibration import Calibration, load_calibration
-from codi_agents.documents import Document
+from codi_agents.documents import DOCUMENT_NOTES, Document
 from codi_agents.flows import FlowGraph
 from codi_agents.graph import build_graph, recursion_limit
 from codi_agents.index import PassageIndex
@@ -228,6 +228,7 @@ class Session:
             task=self.task.name,
             doc_id=document.id,
             doc_title=document.title,
+            doc_notes={key: int(document.metadata[key]) for key in DOCUMENT_NOTES if key in document.metadata},
             persona=persona,
             flow=flow.name,
             path=output.get("path", []),

@@ -236,6 +236,27 @@ def test_folder_corpus_with_html_pdf_and_unreadable_files(tmp_path: Path) -> Non
     }
 
 
+def test_truncated_and_badly_encoded_documents_are_counted_named_and_noted_on_their_conversations(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    text = json.loads(CORPUS.read_text().splitlines()[0])["text"]
+    (folder / "long.md").write_text(text * 20)
+    (folder / "latin1.txt").write_bytes(text[:1500].encode() + " caf\xe9 ".encode("latin-1") + text[1500:3000].encode())
+    summary = batch(tmp_path / "out", corpus=folder, per_document=1, max_document_bytes=len(text.encode()) * 2)
+    documents = summary["documents"]
+    assert documents["truncated_count"] == 1 and [Path(name).name for name in documents["truncated"]] == ["long.md"]
+    assert documents["replaced_bytes"] == 1
+    assert [Path(name).name for name in documents["with_replaced_bytes"]] == ["latin1.txt"]
+    notes = {
+        record["doc_id"]: record["doc_notes"]
+        for name in ("accepted.jsonl", "rejected.jsonl")
+        for record in records(tmp_path / "out", name)
+    }
+    assert notes == {"long.md": {"truncated_at_bytes": len(text.encode()) * 2}, "latin1.txt": {"decoding_errors": 1}}
+
+
 def test_hostile_document_ids_never_reach_a_path(tmp_path: Path) -> None:
     hostile = ["../../etc/x", "/abs/path", "a" * 5000, "nul\x00and\nnewline"]
     corpus = tmp_path / "hostile.jsonl"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,19 @@ from codi_agents import DocumentError, load_document
 from codi_agents.documents import text_document
 
 
-def minimal_pdf(text: str) -> bytes:
-    """A one-page PDF showing `text`, written by hand so the tests need no PDF writer."""
+def minimal_pdf(text: str, *, compress: bool = False) -> bytes:
+    """A one-page PDF showing `text`, written by hand so the tests need no PDF writer.
+
+    `compress` deflates the page's content stream, as real PDFs do: the file is then far smaller than its text."""
     stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    deflate = b""
+    if compress:
+        stream, deflate = zlib.compress(stream, 9), b" /Filter /FlateDecode"
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Length " + str(len(stream)).encode() + deflate + b" >>\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = bytearray(b"%PDF-1.4\n")
@@ -60,6 +66,17 @@ def test_pdf_text_is_extracted(tmp_path: Path) -> None:
     document = load_document(path)
     assert "Submit the form within 10 days." in document.text
     assert document.metadata["format"] == "pdf"
+
+
+def test_a_small_pdf_whose_text_expands_past_the_limit_is_cut_or_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.pdf"
+    path.write_bytes(minimal_pdf("Renew the permit every year. " * 400, compress=True))
+    assert path.stat().st_size < 2_000  # the file is under the limit; its text is not
+    cut = load_document(path, max_bytes=2_000)
+    assert 1_000 < len(cut.text.encode()) <= 2_000
+    assert cut.metadata["truncated_at_bytes"] == 2_000
+    with pytest.raises(DocumentError, match=r"text of .*bomb\.pdf runs over the limit of 2,000 bytes"):
+        load_document(path, max_bytes=2_000, oversize="skip")
 
 
 def test_corrupt_pdf_is_a_clear_error(tmp_path: Path) -> None:

@@ -47,6 +47,20 @@ class Corpus:
     duplicates: dict[str, str] = field(default_factory=dict)
     """Exact duplicates: the id left out -> the id of the same text that was kept."""
 
+    @property
+    def truncated(self) -> list[str]:
+        """Documents cut at the size limit (`max_document_bytes`), by source."""
+        return [doc.source or doc.id for doc in self.documents if "truncated_at_bytes" in doc.metadata]
+
+    @property
+    def replaced_bytes(self) -> dict[str, int]:
+        """Documents whose invalid UTF-8 was decoded with replacement: source -> bytes replaced."""
+        return {
+            doc.source or doc.id: int(doc.metadata["decoding_errors"])
+            for doc in self.documents
+            if doc.metadata.get("decoding_errors")
+        }
+
     def fingerprint(self) -> str:
         """A hash of every document's id and text: a changed corpus changes it."""
         return stable_hash([[document.id, document.fingerprint()] for document in self.documents])
@@ -112,6 +126,8 @@ class _Reader:
         except Exception as error:  # a parser's own bug must not stop the run: name the file and go on
             self.skip(display, f"cannot be read: {type(error).__name__}: {error}")
             return
+        if "truncated_at_bytes" in document.metadata:
+            logger.warning("%s: text cut at the limit of %s bytes (max_document_bytes)", display, f"{self.max_bytes:,}")
         title = document.title if document.title != path.stem else Path(name).stem
         self.add(document.model_copy(update={"id": _display(name), "title": _display(title), "source": display}))
 

@@ -58,6 +58,8 @@ logger = logging.getLogger("codi_agents.batch")
 REPORT_SECONDS = 0.5
 MAX_LISTED_SKIPS = 200
 """Skipped files named in summary.json (all of them are counted, and each is logged)."""
+GC_OLDER_THRESHOLDS = (50, 100)
+"""Young collections per middle one, middle per full one, while a run lasts (`limits.gc_threshold`)."""
 _END = object()
 
 
@@ -453,6 +455,10 @@ class BatchRun:
                     {"source": item.source, "reason": item.reason} for item in self.corpus.skipped[:MAX_LISTED_SKIPS]
                 ],
                 "duplicates": len(self.corpus.duplicates),
+                "truncated_count": len(self.corpus.truncated),
+                "truncated": self.corpus.truncated[:MAX_LISTED_SKIPS],
+                "replaced_bytes": sum(self.corpus.replaced_bytes.values()),
+                "with_replaced_bytes": dict(list(self.corpus.replaced_bytes.items())[:MAX_LISTED_SKIPS]),
             },
             near_duplicates={
                 "flagged": sum(self.tally.flags[flag] for flag in self._dedup.flagged),

@@ -180,7 +180,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         ("failed on server errors (retried on resume)", summary["errors"]),
         ("near-duplicates flagged", summary["near_duplicates"].get("flagged", 0)),
         ("near-duplicates dropped", summary["near_duplicates"].get("dropped", 0)),
-        ("documents used / skipped / duplicates", _documents_line(summary["documents"])),
+        ("documents used / skipped / duplicates / truncated", _documents_line(summary["documents"])),
         ("wall time (this session)", f"{summary['wall_seconds']:.1f} s ({summary['session_wall_seconds']:.1f} s)"),
         ("conversations per minute (this session)", summary["conversations_per_minute"]),
         ("requests / retries / rate limited", _requests_line(summary["requests"])),
@@ -230,7 +230,8 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
 
 
 def _documents_line(documents: dict[str, Any]) -> str:
-    return f"{documents.get('used', 0)} / {documents.get('skipped_count', 0)} / {documents.get('duplicates', 0)}"
+    counts = ("used", "skipped_count", "duplicates", "truncated_count")
+    return " / ".join(str(documents.get(key, 0)) for key in counts)
 
 
 def _requests_line(requests: dict[str, int]) -> str:
