@@ -139,14 +139,20 @@ class Conversation(BaseModel):
         return sum(1 for turn in self.turns if turn.role == "assistant")
 
     def grounding_passages(self, max_passages: int | None = None) -> list[Passage]:
-        """Passages the assistant was grounded on, in order of first use, at most `max_passages`."""
-        seen: dict[str, Passage] = {}
-        for turn in self.turns:
-            for pid in turn.passage_ids:
-                if pid in self.passages and pid not in seen:
-                    seen[pid] = self.passages[pid]
-        ordered = list(seen.values())
-        return ordered if max_passages is None else ordered[:max_passages]
+        """Passages the assistant was grounded on, in order of first use, at most `max_passages`.
+
+        Under a limit, every assistant turn keeps its best-ranked passage before any turn gets its
+        second, so no later answer loses all of its grounding to the passages of earlier ones."""
+        per_turn = [[pid for pid in turn.passage_ids if pid in self.passages] for turn in self.turns]
+        ordered = list(dict.fromkeys(pid for ids in per_turn for pid in ids))
+        if max_passages is None or len(ordered) <= max_passages:
+            return [self.passages[pid] for pid in ordered]
+        chosen: set[str] = set()
+        for rank in range(max(len(ids) for ids in per_turn)):
+            for ids in per_turn:
+                if rank < len(ids) and len(chosen) < max_passages:
+                    chosen.add(ids[rank])
+        return [self.passages[pid] for pid in ordered if pid in chosen]
 
     def to_messages(self, *, max_passages: int | None = None) -> list[dict[str, str]]:
         """OpenAI-style chat messages for fine-tuning: a system prompt holding the passages, then the turns."""

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from test_export_rundir import INVENTED, RunFacts, build_run_dir
 
-from codi_agents import Conversation
+from codi_agents import Conversation, load_persona
+from codi_agents.passages import Passage
+from codi_agents.record import Turn
 from codi_agents.cli import main
 from codi_agents.export import (
     ExportError,
@@ -74,6 +76,21 @@ def test_max_passages_limits_the_system_prompt(run_facts: RunFacts, tmp_path: Pa
         assert 1 <= line["messages"][0]["content"].count("<passage id=") <= 2
     unlimited = max(len(c.grounding_passages()) for c in exported(run_facts))
     assert unlimited > 2, "the fixture must have conversations grounded on more passages than the limit"
+
+
+def test_a_passage_limit_keeps_the_best_passage_of_every_answer_before_second_ones() -> None:
+    passages = {f"doc:{i}": Passage(id=f"doc:{i}", doc_id="doc", index=i, text=f"Fact {i}.") for i in range(6)}
+    turns = []
+    for first, second in ((0, 1), (2, 3), (4, 5)):  # each answer rests on two passages, best first
+        turns.append(Turn(role="user", content="Question?"))
+        turns.append(Turn(role="assistant", content="Answer.", passage_ids=[f"doc:{first}", f"doc:{second}"]))
+    conversation = Conversation(
+        id="c", task="grounded_qa", doc_id="doc", persona=load_persona("curious_student"), flow="f", path=[],
+        turns=turns, passages=passages,
+    )  # fmt: skip
+    assert [p.id for p in conversation.grounding_passages(3)] == ["doc:0", "doc:2", "doc:4"]
+    assert [p.id for p in conversation.grounding_passages(4)] == ["doc:0", "doc:1", "doc:2", "doc:4"]
+    assert len(conversation.grounding_passages()) == 6
 
 
 def test_sharegpt_uses_from_and_value_with_the_same_turns(run_facts: RunFacts, tmp_path: Path) -> None:
