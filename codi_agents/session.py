@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
@@ -52,7 +53,9 @@ class Session:
         (a batch run's workers share the parent's) instead of starting one."""
         self.settings = settings or Settings()
         self.task = task if isinstance(task, Task) else get_task(task or self.settings.task)
-        self.calibration = calibration or load_calibration()
+        self.calibration = calibration or load_calibration(
+            Path(settings.critic_calibration) if settings.critic_calibration else None
+        )
         self._instances = role_instances(models)
         self._embedding_function = embedding_function
         self.server: LocalModelServer | None = None
@@ -179,7 +182,7 @@ class Session:
             {
                 "settings": self.settings.output_affecting(),
                 "task": [self.task.name, self.task.version],
-                "calibration": self.calibration.version,
+                "calibration": self.calibration.model_dump(mode="json"),  # the numbers, not only the label
                 "embedding": name,
             }
         )

@@ -112,6 +112,11 @@ class Settings(BaseModel):
         description="Weight of the LLM judge against cheap signals; default: from the critic calibration, "
         "low for the embedded model, high for a configured endpoint. 0 skips the judge.",
     )
+    critic_calibration: str | None = Field(
+        default=None,
+        description="A critic calibration TOML, as `codi eval-critic FILE --fit OUT.toml` writes it; default: the "
+        "shipped one. Its content, not its path, enters the fingerprint.",
+    )
     local_context_window: int = Field(default=4096, ge=512, description="Context of the embedded model.")
     local_threads: int | None = Field(default=None, ge=1, description="CPU threads of the embedded model.")
     seed: int = Field(default=0, description="Seed for flow sampling and conversation ids.")
@@ -141,7 +146,7 @@ class Settings(BaseModel):
         """The settings that change what is generated (no keys, timeouts or concurrency)."""
         data = self.model_dump(
             mode="json",
-            exclude={"endpoint", "user", "assistant", "critic", "chroma_path", "chroma_url", "seed", "local_threads"},
+            exclude=NOT_OUTPUT_AFFECTING,
         )
         for role in ROLES:
             endpoint = self.endpoint_for(role)
@@ -153,6 +158,13 @@ class Settings(BaseModel):
     def fingerprint(self) -> str:
         """A short hash of `output_affecting()`: equal fingerprints mean equal outputs for equal inputs."""
         return stable_hash(self.output_affecting())
+
+
+NOT_OUTPUT_AFFECTING = frozenset(
+    {"endpoint", "user", "assistant", "critic", "chroma_path", "chroma_url", "seed", "local_threads"}
+    | {"critic_calibration"}  # the session hashes the calibration's content instead
+)
+"""Settings left out of `output_affecting` (the endpoints enter it role by role, without keys)."""
 
 
 def stable_hash(value: Any, length: int = 16) -> str:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage
 
 from codi_agents import Conversation, Document, Settings, load_flow, load_persona
+from codi_agents.critic.calibration import load_calibration
+from codi_agents.critic.fit import write_calibration
 from codi_agents.session import Session
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
 
@@ -166,6 +169,26 @@ def test_ids_are_deterministic_and_depend_on_seed_and_settings(document: Documen
     assert first.path == again.path
     assert first.id != other_seed.id
     assert first.id != other_settings.id
+
+
+def test_a_calibration_file_in_the_settings_is_used_and_its_numbers_shape_the_ids(
+    document: Document, tmp_path: Path
+) -> None:
+    shipped = load_calibration()
+    impossible = tmp_path / "impossible.toml"  # same version label, one number changed: nothing can pass
+    write_calibration(shipped.model_copy(update={"threshold": 1.0}), impossible)
+
+    def simulate_with(**settings: Any) -> Conversation:
+        with Session(
+            Settings(**settings), models=scripted_models(), embedding_function=HashingEmbeddingFunction()
+        ) as s:
+            return run(s, document, seed=1)
+
+    usual = simulate_with()
+    strict = simulate_with(critic_calibration=str(impossible))
+    assert usual.accepted and not strict.accepted
+    assert strict.rejection == "low_score" and "threshold 1.00" in (strict.rejection_reason or "")
+    assert strict.id != usual.id and strict.settings_fingerprint != usual.settings_fingerprint
 
 
 def test_accepted_prefix_policy_keeps_the_turns_before_a_failure(document: Document) -> None:

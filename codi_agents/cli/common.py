@@ -15,6 +15,12 @@ _secrets: list[str] = []
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Config file (TOML). Default: ./codi.toml if present.")
 ]
+CalibrationOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration", help="Critic calibration TOML (`codi eval-critic --fit` writes one); default: shipped."
+    ),
+]
 BaseUrlOption = Annotated[
     str | None,
     typer.Option("--base-url", help="OpenAI-compatible endpoint for every role, e.g. http://localhost:8000/v1."),

@@ -19,7 +19,7 @@ from codi_agents.batch.runner import BatchRun
 from codi_agents.batch.store import ERRORS_FILE
 from codi_agents.batch.summary import summary_tables
 from codi_agents.cli import common
-from codi_agents.cli.common import ApiKeyOption, BaseUrlOption, ModelOption
+from codi_agents.cli.common import ApiKeyOption, BaseUrlOption, CalibrationOption, ModelOption
 from codi_agents.errors import RunError
 from codi_agents.settings import UserMode
 
@@ -58,6 +58,7 @@ def run_command(
         UserMode | None,
         typer.Option("--user-mode", help="reader: the user sees the document; seeker: only its opening."),
     ] = None,
+    calibration: CalibrationOption = None,
     base_url: BaseUrlOption = None,
     model: ModelOption = None,
     api_key: ApiKeyOption = None,
@@ -73,7 +74,12 @@ def run_command(
     if api_key:
         common._secrets.append(api_key)  # the CLI's record of secrets to hide in messages
     settings = resolve_settings(
-        run_config, config_path=config, endpoint=endpoint or None, task=task, user_mode=user_mode
+        run_config,
+        config_path=config,
+        endpoint=endpoint or None,
+        task=task,
+        user_mode=user_mode,
+        critic_calibration=str(calibration) if calibration else None,
     )
     common._secrets.extend(settings.secrets())
     err = Console(stderr=True)

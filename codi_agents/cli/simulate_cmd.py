@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from codi_agents.cli.common import ApiKeyOption, BaseUrlOption, ConfigOption, ModelOption, settings_from_options
+from codi_agents.cli.common import (
+    ApiKeyOption,
+    BaseUrlOption,
+    CalibrationOption,
+    ConfigOption,
+    ModelOption,
+    settings_from_options,
+)
 from codi_agents.display import models_table, print_conversation
 from codi_agents.documents import load_document
 from codi_agents.flows import load_flow
@@ -34,6 +41,7 @@ def simulate_command(
         UserMode | None,
         typer.Option("--user-mode", help="reader: the user sees the document; seeker: only its opening."),
     ] = None,
+    calibration: CalibrationOption = None,
     config: ConfigOption = None,
     base_url: BaseUrlOption = None,
     model: ModelOption = None,
@@ -42,7 +50,15 @@ def simulate_command(
     """Simulate one document-grounded conversation and show it with the critic's verdicts."""
     console = Console()
     settings = settings_from_options(
-        config, base_url, model, api_key, seed=seed, task=task, flow=flow, user_mode=user_mode
+        config,
+        base_url,
+        model,
+        api_key,
+        seed=seed,
+        task=task,
+        flow=flow,
+        user_mode=user_mode,
+        critic_calibration=str(calibration) if calibration else None,
     )
     resolved_task = get_task(settings.task)
     document = load_document(doc, max_bytes=settings.max_document_bytes, oversize=settings.oversize)
