@@ -3,6 +3,7 @@
     python bench/batch_throughput.py                      # the full table (a few minutes)
     python bench/batch_throughput.py --quick              # a smoke run
     python bench/batch_throughput.py --client lean        # with the lean OpenAI client (see below)
+    python bench/batch_throughput.py --gc-threshold 0     # with Python's own garbage-collector thresholds
 
 (1) Cost per turn at zero latency: conversations one at a time (K = 1); a turn is one exchange (user
     message, retrieval, assistant reply, critic). Measured three ways: scripted models in-process with
@@ -52,6 +53,8 @@ LATENCY = 0.2
 
 
 _LEAN: dict[str, dict[str, Any]] = {}
+_RUN_CONFIG: list[Path] = []
+"""The run config of every measured run (set from --gc-threshold), if any."""
 
 
 def lean_models(base_url: str) -> dict[str, Any]:
@@ -121,6 +124,7 @@ async def timed_run(*, n: int, concurrency: int, url: str | None, client: str, m
         batch = iter_conversations(
             CORPUS,
             out,
+            config=_RUN_CONFIG[0] if _RUN_CONFIG else None,
             n=n,
             concurrency=concurrency,
             models=models,
@@ -230,6 +234,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--client", choices=["default", "lean"], default="default")
     parser.add_argument("--skip-turns", action="store_true", help="Only the throughput part.")
     parser.add_argument("--quick", action="store_true", help="One run per K, K = 1 and 8, 40 turns.")
+    parser.add_argument(
+        "--gc-threshold", type=int, default=None, help="limits.gc_threshold of the runs (0: Python's own thresholds)."
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.ks, args.turns = 1, "1,8", 40
@@ -240,8 +247,13 @@ async def bench(args: argparse.Namespace) -> None:
     """The three measurements, printed as tables."""
     ks = [int(k) for k in args.ks.split(",")]
     console = Console()
+    if args.gc_threshold is not None:
+        config = Path(tempfile.mkdtemp(prefix="codi-bench-")) / "run.toml"
+        config.write_text(f"[limits]\ngc_threshold = {args.gc_threshold}\n")
+        _RUN_CONFIG.append(config)
     console.print(f"codi batch benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
-                  f"Python {sys.version.split()[0]}, client {args.client}")  # fmt: skip
+                  f"Python {sys.version.split()[0]}, client {args.client}, "
+                  f"gc_threshold {'default' if args.gc_threshold is None else args.gc_threshold}")  # fmt: skip
 
     console.print(f"(2) throughput with {LATENCY * 1000:.0f} ms per request")
     results: dict[int, list[dict[str, Any]]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -280,3 +281,53 @@ def test_prices_give_a_cost_estimate(tmp_path: Path) -> None:
     expected = (assistant["input_tokens"] * 0.5 + assistant["output_tokens"] * 1.5 + critic["input_tokens"]) / 1000
     assert summary["cost"]["total"] == pytest.approx(expected, rel=1e-4)
     assert set(summary["cost"]["by_role"]) == {"assistant", "critic"}
+
+
+def test_a_run_raises_the_collector_threshold_while_it_lasts_and_restores_it(tmp_path: Path) -> None:
+    async def thresholds_seen(config: Path | None) -> set[tuple[int, int, int]]:
+        seen = set()
+        batch = iter_conversations(
+            CORPUS, None, config=config, n=3, models=scripted_models(), embedding_function=HashingEmbeddingFunction()
+        )
+        async with batch:
+            async for _ in batch:
+                seen.add(gc.get_threshold())
+        return seen
+
+    before = gc.get_threshold()
+    assert asyncio.run(thresholds_seen(None)) == {(50_000, 50, 100)}
+    assert gc.get_threshold() == before
+    lower = tmp_path / "run.toml"
+    lower.write_text("[limits]\ngc_threshold = 1000\n")
+    assert asyncio.run(thresholds_seen(lower)) == {(1000, 50, 100)}
+    assert gc.get_threshold() == before
+    alone = tmp_path / "alone.toml"
+    alone.write_text("[limits]\ngc_threshold = 0\n")
+    assert asyncio.run(thresholds_seen(alone)) == {before}
+
+
+def test_overlapping_runs_restore_the_collector_only_when_the_last_one_ends() -> None:
+    async def overlapping() -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        first, second = (
+            iter_conversations(
+                CORPUS, None, n=2, models=scripted_models(), embedding_function=HashingEmbeddingFunction()
+            )
+            for _ in range(2)
+        )
+        await first.__aenter__()
+        await anext(aiter(first))
+        await second.__aenter__()
+        await anext(aiter(second))  # both runs have started
+        async for _ in first:
+            pass
+        await first.__aexit__(None, None, None)
+        after_first = gc.get_threshold()  # the first run ended; the second one still lasts
+        async for _ in second:
+            pass
+        await second.__aexit__(None, None, None)
+        return after_first, gc.get_threshold()
+
+    before = gc.get_threshold()
+    while_one_lasts, after_both = asyncio.run(overlapping())
+    assert while_one_lasts == (50_000, 50, 100)
+    assert after_both == before
