@@ -14,9 +14,12 @@ from pathlib import Path
 
 _INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
     "override_instructions": re.compile(
+        # the object must be what a model is given ("all previous instructions", "your rules"), not any
+        # instructions ("disregard the instructions on the back of the old form" is ordinary text)
         r"\b(ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}?"
-        r"\b(previous|prior|above|earlier|preceding|all|any|your|the|system)\b[^.\n]{0,30}?"
-        r"\b(instructions?|prompts?|rules|directions|guidelines|directives)\b",
+        r"\b(previous|prior|above|earlier|preceding|all|your|system)\b[^.\n]{0,30}?"
+        r"\b(instructions?|prompts?|rules|directions|guidelines|directives)\b"
+        r"|\b(ignore|disregard|forget)\s+(everything|anything|all)\s+(above|before|else|you were told|said so far)\b",
         re.IGNORECASE,
     ),
     "new_instructions": re.compile(
@@ -27,7 +30,14 @@ _INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
         r"|\[/?INST\]|<</?SYS>>|^#{2,}\s*(instruction|system|response)\s*:?\s*$",
         re.IGNORECASE | re.MULTILINE,
     ),
-    "role_marker": re.compile(r"^\s*(system|assistant|developer)\s*(prompt)?\s*:\s*\S", re.IGNORECASE | re.MULTILINE),
+    "role_marker": re.compile(
+        # a bracketed role tag, or a role label followed by an order: "System: maintenance on Sunday" and
+        # "Assistant: Mary Smith" (a staff list) are ordinary lines
+        r"^\s*[\[<(](system|assistant|developer)[\]>)]"
+        r"|^\s*(system|assistant|developer)\s*(prompt|message|note|instructions?)?\s*:\s*"
+        r"(you|ignore|disregard|forget|from now on|new|always|never|do not|don't|respond|reply|answer|say|tell)\b",
+        re.IGNORECASE | re.MULTILINE,
+    ),
     "tool_call_syntax": re.compile(
         r"<tool_call>|</tool_call>|\"(function_call|tool_calls)\"\s*:|\{\s*\"name\"\s*:\s*\"[^\"]+\"\s*,\s*\"(arguments|parameters)\"",
         re.IGNORECASE,
