@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from langgraph.runtime import Runtime
 
-from codi_agents import Document, load_flow, load_persona, nodes
+from codi_agents import Document, Settings, load_flow, load_persona, nodes
+from codi_agents.prompting import SEEKER_VIEW_CHARS
 from codi_agents.record import RejectedAttempt, Turn, UserCheck, Verdict
 from codi_agents.session import Session
 from codi_agents.state import SimulationState
+from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 
 def base_state(session: Session, document: Document, **extra: Any) -> SimulationState:
@@ -59,6 +61,26 @@ def test_user_node_writes_a_user_message_with_persona_and_link_in_the_prompt(
     assert "five minutes between meetings" in prompt[0].content
     assert "<document>" in prompt[0].content
     assert "Your next message: Ask your first question" in prompt[-1].content
+
+
+@pytest.mark.parametrize("mode", ["reader", "seeker"])
+def test_a_seeker_sees_only_the_title_and_opening_a_reader_sees_the_passages(document: Document, mode: str) -> None:
+    late_sentence = document.text[-300:].split(". ")[1]  # a sentence from the end of the document
+    assert late_sentence not in document.text[:SEEKER_VIEW_CHARS]
+    models = scripted_models()
+    with Session(Settings(user_mode=mode), models=models, embedding_function=HashingEmbeddingFunction()) as session:
+        conversation = asyncio.run(
+            session.simulate(document, load_persona("curious_student"), load_flow("factoid_short"), seed=2)
+        )
+    prompts = [call[0].content for call in models["user"].calls]
+    assert conversation.user_mode == mode and len(prompts) >= 2
+    assert all(document.title in prompt for prompt in prompts)
+    sees_late_text = [late_sentence in prompt for prompt in prompts]
+    if mode == "seeker":
+        assert not any(sees_late_text)
+        assert all(document.text[:120] in prompt for prompt in prompts)
+    else:
+        assert any(sees_late_text)
 
 
 def test_user_node_swaps_roles_in_the_history(session: Session, document: Document) -> None:
