@@ -1,16 +1,14 @@
-"""Defences against hostile input: prompt injection in documents, leaked secrets, unsafe paths.
+"""Defences against hostile input: prompt injection in documents, and leaked secrets.
 
 Documents are untrusted. Their text reaches models only as quoted, labelled data (see the task
-prompts); this module finds text inside them that is aimed at a model, hides credentials in
-anything codi writes or prints, and turns user-given ids into file names that stay put.
+prompts); this module finds text inside them that is aimed at a model and hides credentials in
+anything codi writes or prints. (User-given ids never become file paths: run files are fixed names.)
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
-from pathlib import Path
 
 _INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
     "override_instructions": re.compile(
@@ -85,31 +83,3 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= MIN_REDACTED_CHARS and secret in text:
             text = text.replace(secret, mask_secret(secret))
     return text
-
-
-_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_FILENAME_CHARS = 96
-
-
-def safe_filename(name: str | bytes) -> str:
-    """A file name made from a user-given id: no separators, no leading dots, bounded length.
-
-    Different ids stay different: when characters are replaced or the name is shortened, a
-    hash of the original is appended.
-    """
-    raw = name if isinstance(name, bytes) else name.encode("utf-8", errors="surrogateescape")
-    text = raw.decode("utf-8", errors="replace")
-    cleaned = _UNSAFE_FILENAME.sub("_", text).strip("._") or "item"
-    if cleaned != text or len(cleaned) > MAX_FILENAME_CHARS:
-        digest = hashlib.sha256(raw).hexdigest()[:10]
-        cleaned = f"{cleaned[: MAX_FILENAME_CHARS - 11]}-{digest}"
-    return cleaned
-
-
-def safe_join(base: Path, name: str | bytes, suffix: str = "") -> Path:
-    """`base / safe_filename(name) + suffix`, checked to stay inside `base`."""
-    base = base.resolve()
-    path = (base / (safe_filename(name) + suffix)).resolve()
-    if base not in path.parents:
-        raise ValueError(f"Refusing to write outside {base}: {name!r}")
-    return path
