@@ -132,6 +132,14 @@ def test_hf_dataset_loads_with_datasets_in_trl_conversational_format(run_facts: 
             assert row["links_realised"] == [t.check.link_realised for t in conversation.turns if t.check]
             assert row["min_score"] == pytest.approx(conversation_score(conversation))
             assert row["regenerations"] == sum(len(t.rejected_attempts) for t in conversation.turns)
+    from datasets import load_dataset
+
+    parquet = load_dataset(
+        "parquet",
+        data_files={split: str(out / "parquet" / f"{split}.parquet") for split in ("train", "validation")},
+        cache_dir=str(tmp_path / "cache"),
+    )
+    assert {split: parquet[split]["id"] for split in parquet} == {split: dataset[split]["id"] for split in dataset}
     train_docs = set(dataset["train"]["doc_id"])
     validation_docs = set(dataset["validation"]["doc_id"])
     assert train_docs and validation_docs and not train_docs & validation_docs

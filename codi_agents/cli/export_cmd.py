@@ -17,7 +17,7 @@ def export_command(
     run_dir: Annotated[Path, typer.Argument(help="The --out directory of a `codi run`.")],
     format: Annotated[
         ExportFormat,
-        typer.Option("--format", "-f", help="openai | sharegpt | hf (datasets, Parquet) | preference (DPO pairs)."),
+        typer.Option("--format", "-f", help="openai | sharegpt | hf (datasets, + Parquet) | preference (DPO pairs)."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the dataset into.")],
     validation_ratio: Annotated[

@@ -34,7 +34,11 @@ from codi_agents.security import redact
 
 INFO_FILE = "export_info.json"
 HF_BATCH_ROWS = 500
-_OUTPUT_NAMES = ("train.jsonl", "validation.jsonl", INFO_FILE, "dataset_dict.json", "train", "validation")
+PARQUET_DIR = "parquet"
+"""The `hf` format also keeps its rows as Parquet (`parquet/train.parquet`), for `load_dataset("parquet", ...)`."""
+_OUTPUT_NAMES = (
+    "train.jsonl", "validation.jsonl", INFO_FILE, "dataset_dict.json", "train", "validation", PARQUET_DIR
+)  # fmt: skip
 """Everything an export may write into its output directory (and may remove with `overwrite`)."""
 _MANIFEST_KEYS = ("fingerprint", "settings_fingerprint", "config_fingerprint", "codi_version", "models", "task")
 """Manifest fields copied into `export_info.json`; never the config, which may name credentials."""
@@ -169,7 +173,8 @@ def _write_hf(
 def _save_hf(
     out: Path, wanted: list[Split], rows: Iterator[tuple[Split, dict[str, Any]]]
 ) -> tuple[dict[str, int], list[Path]]:
-    """Rows to one Parquet file per split, in batches, then a `DatasetDict` saved with `save_to_disk`."""
+    """Rows to one Parquet file per split, in batches, then a `DatasetDict` saved with `save_to_disk`; the
+    Parquet files are kept in `parquet/`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from datasets import Dataset, DatasetDict
@@ -201,7 +206,10 @@ def _save_hf(
             split: Dataset.from_parquet(str(parquet[split]), features=features, cache_dir=cache) for split in wanted
         }
         DatasetDict(splits).save_to_disk(str(out))
-    return written, [out / split for split in wanted]
+        (out / PARQUET_DIR).mkdir(exist_ok=True)
+        for split in wanted:
+            shutil.move(parquet[split], out / PARQUET_DIR / f"{split}.parquet")
+    return written, [out / split for split in wanted] + [out / PARQUET_DIR / f"{split}.parquet" for split in wanted]
 
 
 def _prepare_output(out: Path, overwrite: bool) -> None:
