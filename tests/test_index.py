@@ -45,3 +45,20 @@ def test_changed_document_text_is_reindexed(tmp_path: Path) -> None:
     index.add(old, chunk_document(old))
     assert index.add(new, chunk_document(new)) is True
     assert [p.text for p in index.passages("d")] == ["New text about dogs."]
+
+
+def test_a_minilm_index_reopens_from_disk_with_no_embedding_function_given(tmp_path: Path, document: Document) -> None:
+    """Chroma rebuilds the packaged MiniLM from the collection's stored config: registration works."""
+    import chromadb
+
+    from codi_agents.embeddings import MiniLMEmbeddingFunction
+
+    index = PassageIndex.open(MiniLMEmbeddingFunction(), path=str(tmp_path))
+    index.add(document, chunk_document(document))
+    name, settings = index.collection.name, index.client.get_settings()
+    del index
+    client = chromadb.PersistentClient(path=str(tmp_path), settings=settings)
+    collection = client.get_collection(name)  # no embedding_function: Chroma must build it from the config
+    assert collection.configuration_json["embedding_function"]["name"] == MiniLMEmbeddingFunction.name()
+    found = collection.query(query_texts=["change of address within ten days"], n_results=1)
+    assert found["ids"][0][0] == f"{document.id}::1"
