@@ -51,7 +51,7 @@ async def asimulate(
     document = load_document(doc, max_bytes=settings.max_document_bytes, oversize=settings.oversize)
     resolved_persona = load_persona(persona or resolved_task.first_persona, search_dirs=resolved_task.persona_dirs)
     resolved_flow = load_flow(flow or settings.flow or resolved_task.default_flow, search_dirs=resolved_task.flow_dirs)
-    with Session(settings, models=models, embedding_function=embedding_function, task=resolved_task) as session:
+    async with Session(settings, models=models, embedding_function=embedding_function, task=resolved_task) as session:
         return await session.simulate(document, resolved_persona, resolved_flow, seed=settings.seed)
 
 

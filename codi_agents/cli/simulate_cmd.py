@@ -18,9 +18,10 @@ from codi_agents.cli.common import (
     settings_from_options,
 )
 from codi_agents.display import models_table, print_conversation
-from codi_agents.documents import load_document
-from codi_agents.flows import load_flow
-from codi_agents.personas import load_persona
+from codi_agents.documents import Document, load_document
+from codi_agents.flows import FlowGraph, load_flow
+from codi_agents.personas import Persona, load_persona
+from codi_agents.record import Conversation
 from codi_agents.session import Session
 from codi_agents.settings import UserMode
 from codi_agents.tasks import get_task
@@ -70,7 +71,9 @@ def simulate_command(
             session.open()
         console.print(models_table(session.models))
         with console.status(f"simulating a conversation about {document.title or document.id}..."):
-            conversation = asyncio.run(session.simulate(document, resolved_persona, resolved_flow, seed=settings.seed))
+            conversation = asyncio.run(
+                _simulate_and_close(session, document, resolved_persona, resolved_flow, settings.seed)
+            )
     finally:
         session.close()
     print_conversation(conversation, console)
@@ -78,3 +81,13 @@ def simulate_command(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(conversation.model_dump_json(indent=2), encoding="utf-8")
         console.print(f"wrote {out}")
+
+
+async def _simulate_and_close(
+    session: Session, document: Document, persona: Persona, flow: FlowGraph, seed: int
+) -> Conversation:
+    """One conversation, then the models' HTTP connections closed on the loop that opened them."""
+    try:
+        return await session.simulate(document, persona, flow, seed=seed)
+    finally:
+        await session.close_connections()

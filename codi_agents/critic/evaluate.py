@@ -281,7 +281,8 @@ def evaluate_file(
     items, skipped = read_labelled(path)
     if limit is not None:
         items = items[:limit]
-    calibration = calibration or load_calibration()
+    calibration_file = settings.critic_calibration
+    calibration = calibration or load_calibration(Path(calibration_file) if calibration_file else None)
     task = get_task(settings.task)
     if embedding_function is None:
         from codi_agents.embeddings import default_embedding_function
@@ -289,7 +290,7 @@ def evaluate_file(
         embedding_function = default_embedding_function()
     with open_critic(settings, calibration, critic_model) as critic:
         results = asyncio.run(
-            evaluate_items(
+            _evaluate_and_close(
                 items,
                 task=task,
                 calibration=calibration,
@@ -307,6 +308,17 @@ def evaluate_file(
         results=results,
         skipped=skipped,
     )
+
+
+async def _evaluate_and_close(
+    items: Sequence[LabelledItem], *, critic: CriticChoice, **kwargs: Any
+) -> list[ItemResult]:
+    """`evaluate_items`, then the judge's HTTP connections closed on the loop that opened them."""
+    try:
+        return await evaluate_items(items, critic=critic, **kwargs)
+    finally:
+        if critic.model is not None:
+            await critic.model.aclose()
 
 
 def _metrics(results: Sequence[ItemResult]) -> Metrics:
