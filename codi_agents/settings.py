@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +69,8 @@ class EndpointSettings(BaseModel):
     def describe(self) -> str:
         """`model @ url` for people and manifests; never the key."""
         where = self.base_url or ("https://api.openai.com/v1" if self.api_key else "embedded")
+        for credential in url_credentials(self.base_url):
+            where = where.replace(credential, "***")
         return f"{self.model or '?'} @ {where}"
 
 
@@ -138,9 +141,11 @@ class Settings(BaseModel):
         return not all(self.endpoint_for(role).configured for role in ROLES)
 
     def secrets(self) -> list[str]:
-        """Every API key in these settings, for redaction."""
-        keys = [getattr(self, name).api_key for name in ("endpoint", *ROLES)]
-        return [key.get_secret_value() for key in keys if key is not None]
+        """Every API key in these settings, for redaction: keys, and credentials written into a `base_url`
+        (`https://user:password@host/v1`, `...?api-key=...`)."""
+        endpoints = [getattr(self, name) for name in ("endpoint", *ROLES)]
+        keys = [endpoint.api_key.get_secret_value() for endpoint in endpoints if endpoint.api_key is not None]
+        return keys + [secret for endpoint in endpoints for secret in url_credentials(endpoint.base_url)]
 
     def output_affecting(self) -> dict[str, Any]:
         """The settings that change what is generated (no keys, timeouts or concurrency)."""
@@ -165,6 +170,23 @@ NOT_OUTPUT_AFFECTING = frozenset(
     | {"critic_calibration"}  # the session hashes the calibration's content instead
 )
 """Settings left out of `output_affecting` (the endpoints enter it role by role, without keys)."""
+
+
+_CREDENTIAL_PARAMETERS = re.compile(r"(api[-_]?key|key|token|access[-_]?token|secret|password|sig|signature)$", re.I)
+
+
+def url_credentials(url: str | None) -> list[str]:
+    """Credentials inside a URL: its password (and user:password), and values of key-like query parameters."""
+    if not url:
+        return []
+    parts = urllib.parse.urlsplit(url)
+    found = []
+    if parts.password:
+        found += [parts.password, f"{parts.username}:{parts.password}"]
+    for name, value in urllib.parse.parse_qsl(parts.query):
+        if value and _CREDENTIAL_PARAMETERS.search(name):
+            found.append(value)
+    return found
 
 
 def stable_hash(value: Any, length: int = 16) -> str:

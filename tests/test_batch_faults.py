@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from codi_agents import iter_conversations, run
 from codi_agents.batch.config import load_run_config
 from codi_agents.batch.progress import LogProgress, RichProgress, progress_for
 from codi_agents.batch.runner import BatchRun
+from codi_agents.calls import EndpointDownError
 from codi_agents.cli import main
 from codi_agents.local_server import free_port
+from codi_agents.security import mask_secret
 from codi_agents.settings import Settings
 from codi_agents.testing import FakeOpenAIServer, Faults, HashingEmbeddingFunction
 
@@ -166,6 +169,21 @@ def test_a_server_that_fails_everything_stops_the_run_with_its_answer(
     assert "the fake server is set to fail every request" in err
     assert server.stats()["requests"] < 200 * 3  # bounded: the run stopped well before trying every conversation
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["status"] == "stopped"
+
+
+def test_a_run_stopped_by_a_server_that_quotes_the_key_raises_without_the_key(
+    server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("codi_agents.calls._backoff", lambda state: 0.01)
+    server.set_faults(Faults(reject_key=True, fail_all_status=503))
+    config = tmp_path / "run.toml"
+    config.write_text("[limits]\nendpoint_down_seconds = 0.05\n")
+    with pytest.raises(EndpointDownError) as stopped:
+        run(CORPUS, tmp_path / "out", config=config, n=50, concurrency=4,
+            embedding_function=HashingEmbeddingFunction(), endpoint=endpoint(server.base_url, max_retries=1))  # fmt: skip
+    shown = "".join(traceback.format_exception(stopped.value))
+    assert "Incorrect API key provided" in shown and mask_secret(KEY) in shown  # the answer is kept, masked
+    assert KEY not in shown
 
 
 def test_nothing_listening_is_a_clear_error(

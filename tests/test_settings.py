@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codi_agents import ConfigError, load_settings
+from codi_agents import ConfigError, Settings, load_settings
 
 
 def test_defaults_use_the_embedded_model() -> None:
@@ -75,3 +75,15 @@ def test_fingerprint_changes_with_output_settings_only() -> None:
     keyed = load_settings(environ={"CODI_MODEL": "m", "CODI_BASE_URL": "http://h/v1", "CODI_API_KEY": "sk-1"})
     rekeyed = load_settings(environ={"CODI_MODEL": "m", "CODI_BASE_URL": "http://h/v1", "CODI_API_KEY": "sk-2"})
     assert keyed.fingerprint() == rekeyed.fingerprint()
+
+
+def test_credentials_written_into_a_base_url_count_as_secrets_and_are_never_shown() -> None:
+    settings = Settings(
+        endpoint={"base_url": "https://team:hunter2-hunter2@llm.example/v1", "model": "m"},
+        critic={"base_url": "https://judge.example/v1?api-key=judge-key-123456&region=eu", "model": "j"},
+    )
+    assert {"hunter2-hunter2", "team:hunter2-hunter2", "judge-key-123456"} <= set(settings.secrets())
+    assert "eu" not in settings.secrets()
+    shown = settings.endpoint_for("user").describe() + settings.endpoint_for("critic").describe()
+    assert "hunter2" not in shown and "judge-key" not in shown
+    assert "team:***@llm.example" in shown and "region=eu" in shown

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
@@ -186,7 +186,7 @@ class BatchRun:
             if self._fatal is not None:
                 stopped_because = str(self._fatal)
                 status = "stopped"
-                raise self._fatal
+                self._raise_redacted(self._fatal)
             status = "completed" if not self.errors else "incomplete"
         except (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit):
             status = "interrupted"
@@ -394,6 +394,18 @@ class BatchRun:
             await asyncio.shield(written)
         except OSError as error:
             self._stop(RunError(f"Cannot write to {self.out}: {error}. Free some space, then resume the run."))
+
+    def _raise_redacted(self, error: BaseException) -> NoReturn:
+        """Raise `error` to the caller; a copy without its cause when its message quotes a secret (a server
+        that repeats the key it was sent), so no traceback shows the key."""
+        message = redact(str(error), self.secrets)
+        if message == str(error):
+            raise error
+        try:
+            clean = type(error)(message)
+        except Exception:
+            clean = RunError(message)
+        raise clean from None
 
     def _stop(self, error: BaseException) -> None:
         if self._fatal is None:

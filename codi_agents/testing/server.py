@@ -60,8 +60,8 @@ class Faults:
     fail_all_status: int | None = None
     """Answer every request with this status (a server that is up but broken)."""
     reject_key: bool = False
-    """Answer every request with 401 and an error message that repeats the API key it was sent, as some
-    servers do: what codi writes and prints must still never show the key."""
+    """Answer every request with 401 (or `fail_all_status`) and an error message that repeats the API key it
+    was sent, as some servers do: what codi writes and prints must still never show the key."""
 
 
 @dataclass
@@ -125,7 +125,8 @@ class _Handler:
         faults = self.config.faults
         if faults.reject_key:
             key = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            return self._error(401, f"Incorrect API key provided: {key}. You can find your key in your account.")
+            status = faults.fail_all_status or 401
+            return self._error(status, f"Incorrect API key provided: {key}. You can find your key in your account.")
         if faults.fail_all_status is not None:
             return self._error(faults.fail_all_status, "the fake server is set to fail every request")
         if self._take("rate_limit"):
