@@ -17,7 +17,7 @@ from typing import Any
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents._version import __version__
-from codi_agents.calls import RoleModel
+from codi_agents.calls import RoleModel, model_name
 from codi_agents.context import SimulationContext
 from codi_agents.critic.calibration import Calibration, load_calibration
 from codi_agents.documents import DOCUMENT_NOTES, Document
@@ -53,9 +53,8 @@ class Session:
         (a batch run's workers share the parent's) instead of starting one."""
         self.settings = settings or Settings()
         self.task = task if isinstance(task, Task) else get_task(task or self.settings.task)
-        self.calibration = calibration or load_calibration(
-            Path(settings.critic_calibration) if settings.critic_calibration else None
-        )
+        calibration_file = self.settings.critic_calibration
+        self.calibration = calibration or load_calibration(Path(calibration_file) if calibration_file else None)
         self._instances = role_instances(models)
         self._embedding_function = embedding_function
         self.server: LocalModelServer | None = None
@@ -175,6 +174,11 @@ class Session:
         return {role: context.models[role].name for role in ROLES}
 
     @property
+    def model_instance_names(self) -> dict[str, str]:
+        """The chat models passed in, by role: they are not in the settings, so their names stand for them."""
+        return {role: model_name(chat) for role, chat in sorted(self._instances.items())}
+
+    @property
     def fingerprint(self) -> str:
         """A hash of everything that shapes output: settings, task version, calibration, embedding."""
         name = getattr(self._embedding_function, "name", lambda: "")()
@@ -184,6 +188,7 @@ class Session:
                 "task": [self.task.name, self.task.version],
                 "calibration": self.calibration.model_dump(mode="json"),  # the numbers, not only the label
                 "embedding": name,
+                "model_instances": self.model_instance_names,
             }
         )
 

@@ -103,6 +103,10 @@ def test_a_changed_config_is_refused_with_what_changed_unless_forced(tmp_path: P
     config.write_text("[personas]\ncurious_student = 1\n")
     with pytest.raises(RunDirectoryError, match="persona busy_professional removed"):
         batch(out, n=3, top_k=3, config=config)
+    dedup = tmp_path / "dedup.toml"
+    dedup.write_text('[dedup]\ndrop = "conversations"\n')
+    with pytest.raises(RunDirectoryError, match="changed: dedup drop"):
+        batch(out, n=3, top_k=3, config=dedup)
     old = json.loads((out / "manifest.json").read_text())["fingerprint"]
     summary = batch(out, n=3, top_k=5, force=True)
     assert summary["finished"] == 6 and summary["finished_this_session"] == 3
@@ -129,7 +133,8 @@ def test_server_errors_are_logged_not_written_and_redone_on_resume(
             return status_error(503, "upstream overloaded")
         return scripted_user(messages)
 
-    models = {**scripted_models(), "user": ScriptedChatModel(script=user_failing_on_licences)}
+    flaky_user = ScriptedChatModel(script=user_failing_on_licences, model_name="scripted-user")  # the same model
+    models = {**scripted_models(), "user": flaky_user}
     summary = batch(out, n=10, models=models, user={"max_retries": 1})
     failed = records(out, "errors.jsonl")
     assert summary["errors"] == len(failed) == 2 and summary["finished"] == 8

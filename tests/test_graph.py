@@ -169,6 +169,13 @@ def test_ids_are_deterministic_and_depend_on_seed_and_settings(document: Documen
     assert first.path == again.path
     assert first.id != other_seed.id
     assert first.id != other_settings.id
+    other_models = scripted_models()
+    other_models["assistant"] = ScriptedChatModel(script=other_models["assistant"].script, model_name="another-model")
+    with Session(Settings(seed=7), models=other_models, embedding_function=HashingEmbeddingFunction()) as three:
+        other_model = run(three, document, seed=1)
+    assert first.id != other_model.id  # a chat model passed in counts by its name
+    with Session(models=scripted_models(), embedding_function=HashingEmbeddingFunction()) as defaults:
+        assert run(defaults, document, seed=1).id  # no settings at all: the defaults
 
 
 def test_a_calibration_file_in_the_settings_is_used_and_its_numbers_shape_the_ids(

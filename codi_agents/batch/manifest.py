@@ -40,8 +40,13 @@ def run_inputs(
     return {
         "settings": session.settings.output_affecting(),
         "task": {"name": task.name, "version": task.version},
-        "calibration": session.calibration.version,
+        "calibration": {
+            "version": session.calibration.version,
+            "content": stable_hash(session.calibration.model_dump(mode="json")),
+        },
+        "dedup": config.dedup.model_dump(mode="json"),  # changing what is dropped halfway mixes two policies
         "embedding": embedding,
+        "models": session.model_instance_names,  # chat models passed in; configured ones are in the settings
         "seed": config.seed,
         "shuffle_documents": config.shuffle_documents,
         "personas": {
@@ -76,8 +81,8 @@ def describe_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> lis
         old, new = before.get(part), after[part]
         if old == new:
             continue
-        if part == "settings" and isinstance(old, dict) and isinstance(new, dict):
-            changes.extend(_dict_changes("setting", old, new))
+        if part in ("settings", "dedup") and isinstance(old, dict) and isinstance(new, dict):
+            changes.extend(_dict_changes("setting" if part == "settings" else part, old, new))
         elif part in ("personas", "flows") and isinstance(old, dict) and isinstance(new, dict):
             changes.extend(_weighted_changes(part[:-1], old, new))
         elif part == "corpus" and isinstance(old, dict):
