@@ -260,10 +260,30 @@ def says_server_is_down(exc: BaseException) -> bool:
 
 
 def describe_failure(exc: BaseException) -> str:
-    """A one-line description of a failed request: status code and message."""
+    """A one-line description of a failed request: status code and message, and for a failure without an
+    HTTP answer what lies under it (a transport may report a refused connection as a timeout)."""
     status = _status_code(exc)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"HTTP {status}: {text}" if status is not None else f"{type(exc).__name__}: {text}"
+    if status is not None:
+        return f"HTTP {status}: {_first_line(exc)}"
+    described = f"{type(exc).__name__}: {_first_line(exc)}"
+    root = exc
+    for _ in range(MAX_CAUSES):
+        below = root.__cause__ or root.__context__
+        if below is None:
+            break
+        root = below
+    if root is not exc:
+        described += f" (caused by {type(root).__name__}: {_first_line(root)})"
+    return described
+
+
+MAX_CAUSES = 8
+"""How deep `describe_failure` follows an exception's causes."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:

@@ -27,9 +27,9 @@ REMOTE_CONCURRENCY = 64
 LOCAL_CONCURRENCY = 1
 """llama.cpp's Python server answers one request at a time."""
 LOCAL_MAX_TOKENS: dict[Role, int] = {"user": 96, "assistant": 200, "critic": 320}
+"""Bounded replies for the 135M model: short turns, and room for the judge's reasons and fields."""
 LOCAL_TEMPERATURES: dict[Role, float] = {"user": 0.6, "assistant": 0.2, "critic": 0.0}
 """A 135M model drifts off topic quickly: lower temperatures than for strong models (measured on prompts)."""
-"""Bounded replies for the 135M model: short turns, and room for the judge's reasons and fields."""
 LOCAL_TIMEOUT_SECONDS = 300.0
 """One request at a time on two cores: a queue of them can take minutes."""
 
@@ -134,6 +134,8 @@ def openai_chat_model(config: EndpointSettings, api_key: str | None = None) -> B
     }
     if config.base_url:
         kwargs["base_url"] = config.base_url
+    if config.http_transport == "aiohttp" and (client := _aiohttp_client(config.timeout or DEFAULT_TIMEOUT_SECONDS)):
+        kwargs["http_async_client"] = client
     if config.max_tokens and _is_openai(config.base_url):
         kwargs["max_tokens"] = config.max_tokens
     elif config.max_tokens:
@@ -141,6 +143,22 @@ def openai_chat_model(config: EndpointSettings, api_key: str | None = None) -> B
         # Ollama builds ignore; the classic field is understood by every OpenAI-compatible server.
         kwargs["extra_body"] = {"max_tokens": config.max_tokens}
     return ChatOpenAI(**kwargs)
+
+
+def _aiohttp_client(timeout: float) -> Any | None:
+    """The OpenAI SDK's aiohttp transport, or None where this SDK version lacks it.
+
+    With many requests in flight it costs less CPU than the default httpx pool, whose per-request
+    bookkeeping grows with its open connections: measured with `bench/batch_throughput.py` at
+    K = 128 and 200 ms per request, 5.4 instead of 6.8 CPU ms per request (throughput x 1.27).
+    Its connections open lazily, inside the event loop of the first request.
+    """
+    import openai
+
+    try:
+        return openai.DefaultAioHttpClient(timeout=timeout)
+    except (AttributeError, RuntimeError):  # an SDK without it, or without its `aiohttp` extra
+        return None
 
 
 def _is_openai(base_url: str | None) -> bool:

@@ -56,6 +56,12 @@ class EndpointSettings(BaseModel):
     max_retries: int | None = Field(default=None, ge=0, description="Retries of a failed request.")
     max_concurrency: int | None = Field(default=None, ge=1, description="Requests in flight to this endpoint.")
     context_window: int | None = Field(default=None, ge=256, description="Model context in tokens, if known.")
+    http_transport: Literal["aiohttp", "httpx"] | None = Field(
+        default=None,
+        description="HTTP transport of the OpenAI client: `aiohttp` (less CPU per request when many are in "
+        "flight; the default of batch runs, which use one event loop and close it at the end) or `httpx` (the "
+        "SDK's own; the default elsewhere, where a session may serve several event loops in turn).",
+    )
 
     @property
     def configured(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
@@ -63,3 +64,34 @@ def test_an_endpoint_without_a_model_name_is_a_clear_error() -> None:
     settings = load_settings(environ={"OPENAI_BASE_URL": "http://localhost:11434/v1"})
     with pytest.raises(ConfigError, match="no model name"):
         build_role_models(settings, {})
+
+
+def test_batch_runs_talk_through_aiohttp_and_single_sessions_through_the_sdk_default(tmp_path: object) -> None:
+    import asyncio
+    from pathlib import Path
+
+    from codi_agents import iter_conversations
+    from codi_agents.testing import FakeOpenAIServer, HashingEmbeddingFunction
+
+    endpoint = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key": "k"}
+    plain = build_role_models(load_settings(None, endpoint=endpoint), {})["assistant"].chat
+    assert isinstance(plain, ChatOpenAI) and plain.http_async_client is None  # the SDK's own httpx client
+    faster = build_role_models(load_settings(None, endpoint={**endpoint, "http_transport": "aiohttp"}), {})
+    assert isinstance(faster["assistant"].chat.http_async_client, openai.DefaultAioHttpClient)  # type: ignore[attr-defined]
+
+    corpus = Path(__file__).parent / "data" / "doc2dial_docs.jsonl"
+
+    async def transports() -> set[type]:
+        with FakeOpenAIServer() as server:
+            batch = iter_conversations(
+                corpus, None, n=1, embedding_function=HashingEmbeddingFunction(),
+                endpoint={"base_url": server.base_url, "model": server.model, "api_key": "k"},
+            )  # fmt: skip
+            async with batch:
+                async for _ in batch:
+                    assert batch._session is not None and batch._session.context is not None
+                    models = batch._session.context.models.values()
+                    seen = {type(m.chat.http_async_client) for m in models}  # type: ignore[attr-defined]
+            return seen
+
+    assert asyncio.run(transports()) == {openai.DefaultAioHttpClient}

@@ -216,6 +216,10 @@ class BatchRun:
         if not personas or not flows:
             missing = "persona" if not personas else "flow"
             raise ConfigError(f"No {missing} with a weight above 0 for task {task.name!r}: name one in the run config.")
+        if settings.endpoint.http_transport is None:  # one event loop, closed at the end: the faster transport
+            settings = settings.model_copy(
+                update={"endpoint": settings.endpoint.model_copy(update={"http_transport": "aiohttp"})}
+            )
         if self.out is not None and settings.chroma_path is None and settings.chroma_url is None:
             settings = settings.model_copy(update={"chroma_path": str(self.out / INDEX_DIR)})
         if self.embedding_function is None:
