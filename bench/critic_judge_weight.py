@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 
 from codi_agents.critic import CriticInputs, GroundedJudgement, grounded_decision, load_calibration
-from codi_agents.critic.decision import JUDGE_LEADS
 from codi_agents.critic.evaluate import EVALUATION_LINK
 from codi_agents.critic.metrics import Metrics
 
@@ -49,7 +48,7 @@ def main() -> None:
                 signals={k: v for k, v in result["signals"].items() if k not in AUDIT_KEYS},
                 judgement=judgement if weight > 0 else None,
             )
-            failed = weight >= JUDGE_LEADS and judgement is None
+            failed = calibration.judge_leads(weight) and judgement is None
             rejected = failed or not grounded_decision(inputs).accepted
             pairs.append((result["label"] == "unfaithful", rejected))
         m = Metrics.from_pairs(pairs)

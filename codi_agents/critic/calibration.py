@@ -36,6 +36,18 @@ class Calibration(BaseModel):
         description="Judge weight when the critic is the embedded model; 0 skips the judge (see decision.py).",
     )
     judge_weight_remote: float = Field(ge=0, le=1, description="Judge weight when the critic is a configured endpoint.")
+    judge_leads_from: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="From this judge weight on, the judge's yes/no fields decide; below it the calibrated signals do.",
+    )
+    judge_rejected_cap: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="A judge that finds the reply ungrounded or unfaithful counts as at most this probability.",
+    )
     question_support_answerable: float = Field(
         default=0.6,
         description="Question-to-passage-sentence cosine from which the passages likely hold the answer (hand-set: "
@@ -58,6 +70,10 @@ class Calibration(BaseModel):
         """P(turn is faithful | signals); missing signals count as 0."""
         logit = self.intercept + sum(weight * signals.get(name, 0.0) for name, weight in self.weights.items())
         return 1.0 / (1.0 + math.exp(-max(min(logit, 40.0), -40.0)))
+
+    def judge_leads(self, weight: float) -> bool:
+        """Whether a judge with this weight decides (else the calibrated signals do)."""
+        return weight >= self.judge_leads_from
 
     def passages_answer(self, signals: dict[str, float]) -> bool | None:
         """Whether the passages likely hold the answer to the user's question, or None when nothing tells.

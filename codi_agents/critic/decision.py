@@ -3,7 +3,8 @@
 The combination is explicit. For an assistant turn that is not a closing:
 
     p_signals = sigmoid(intercept + sum_i weight_i * signal_i)     (calibration.toml, fitted on labels)
-    p_judge   = judge.score, capped at 0.2 when the judge finds the reply ungrounded or unfaithful
+    p_judge   = judge.score, capped at `judge_rejected_cap` (0.2) when the judge finds the reply ungrounded
+                or unfaithful
     score     = w * p_judge + (1 - w) * p_signals
 
 `w` is the judge's weight. It depends on the critic's model: `judge_weight_embedded` when the
@@ -15,9 +16,9 @@ configured endpoint or a given chat model (0.75: a strong judge leads), or `Sett
 when set (`--judge-weight` in `codi eval-critic`).
 
 Who decides:
-- `w >= 0.5` (the judge leads): the judge's booleans decide grounded, faithful, answers-question
+- `w >= judge_leads_from` (0.5; the judge leads): the judge's booleans decide grounded, faithful, answers-question
   and whether the passages hold the answer; the score must still reach the threshold.
-- `w < 0.5` (signals lead): grounded and faithful mean `p_signals >= threshold`; a judge with a
+- below it (signals lead): grounded and faithful mean `p_signals >= threshold`; a judge with a
   small weight only moves the score. Whether the passages hold the answer comes from the
   question's coverage by and similarity to the passages (`Calibration.passages_answer`).
 
@@ -44,10 +45,6 @@ from typing import Any
 from codi_agents.critic.inputs import CriticInputs
 from codi_agents.record import RejectionCategory, UserCheck, Verdict
 
-JUDGE_LEADS = 0.5
-"""From this weight on, the judge's booleans decide; below it the calibrated signals do."""
-JUDGE_REJECTED_CAP = 0.2
-"""A judge that finds the reply ungrounded or unfaithful counts as at most this probability."""
 MAX_CLOSING_WORDS = 60
 MIN_ANSWER_WORDS = 1
 """When signals decide, a reply with fewer content words than this ("Sure!", "OK.") does not answer.
@@ -71,11 +68,11 @@ def grounded_decision(inputs: CriticInputs) -> Verdict:
     calibration = inputs.calibration
     judge = _judge_fields(inputs)
     weight = inputs.judge_weight if judge else 0.0
-    judge_leads = weight >= JUDGE_LEADS
+    judge_leads = calibration.judge_leads(weight)
     abstained = bool(signals.get("abstains")) or bool(judge_leads and judge.get("abstained"))
 
     signal_p = 1.0 if abstained else calibration.probability(signals)
-    judge_p = _judge_probability(judge) if judge else signal_p
+    judge_p = _judge_probability(judge, calibration.judge_rejected_cap) if judge else signal_p
     score = weight * judge_p + (1 - weight) * signal_p
     passes = signal_p >= calibration.threshold
     grounded = bool(judge["grounded"]) if judge_leads else passes
@@ -147,7 +144,7 @@ def grounded_user_check(inputs: CriticInputs) -> UserCheck:
     """Did the user turn realise its planned link, and stay in role?"""
     cues = inputs.user_signals
     judge = _judge_fields(inputs)
-    judge_leads = bool(judge) and inputs.judge_weight >= JUDGE_LEADS
+    judge_leads = bool(judge) and inputs.calibration.judge_leads(inputs.judge_weight)
     lectures = inputs.link.kind != "closing" and not cues.get("asks") and cues.get("words", 0) > MAX_STATEMENT_WORDS
     in_role = not (cues.get("assistant_speak") or cues.get("answers_itself") or lectures)
     if judge_leads and judge.get("user_in_role") is False:
@@ -223,10 +220,10 @@ def _judge_fields(inputs: CriticInputs) -> dict[str, Any]:
     return inputs.judgement.model_dump() if inputs.judgement is not None else {}
 
 
-def _judge_probability(judge: dict[str, Any]) -> float:
+def _judge_probability(judge: dict[str, Any], rejected_cap: float) -> float:
     score = float(judge.get("score", 0.5))
     if not judge.get("grounded", True) or not judge.get("faithful", True):
-        score = min(score, JUDGE_REJECTED_CAP)
+        score = min(score, rejected_cap)
     return score
 
 

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 from codi_agents.critic import CriticInputs, grounded_decision, grounded_user_check
-from codi_agents.critic.decision import JUDGE_LEADS
 from codi_agents.passages import Passage
 from codi_agents.prompting import PromptContext
 from codi_agents.record import RejectionCategory, Turn, UserCheck, Verdict
@@ -87,7 +86,7 @@ def support_decision(inputs: CriticInputs) -> Verdict:
     """The verdict on one support reply: the grounded verdict plus the support vetoes."""
     verdict = grounded_decision(inputs)
     judge = inputs.judgement.model_dump() if inputs.judgement is not None else {}
-    leads = bool(judge) and inputs.judge_weight >= JUDGE_LEADS
+    leads = bool(judge) and inputs.calibration.judge_leads(inputs.judge_weight)
     invented = invented_contact_details(inputs.answer, inputs.passages)
     if leads and judge.get("invents_contact_details") and not invented:
         invented = ["(found by the judge)"]
