@@ -144,6 +144,14 @@ def test_cli_prints_the_metrics_and_writes_json(hashing_embeddings: None, tmp_pa
         assert f"line {line} skipped" in result.output
     assert "no judge (signals only)" in result.output
     assert "median time per item" in result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") >= 10}
+    all_items = [cell.strip() for cell in rows["all"].split("│")[2:-1]]
+    assert all_items == ["6", "1.000", "1.000", "1.000", "1.000", "3", "0", "3", "0"]  # items, metrics, TP FP TN FN
+    assert {"alpha", "beta"} <= set(rows)  # one row per source
+    matrix = {line.split("│")[1].strip(): line.split("│")[2:4] for line in result.output.splitlines()
+              if line.count("│") == 4}  # fmt: skip
+    assert [cell.strip() for cell in matrix["unfaithful"]] == ["3", "0"]
+    assert [cell.strip() for cell in matrix["faithful"]] == ["0", "3"]
     data = json.loads(out.read_text())
     assert data["items"] == 6
     assert [entry["line"] for entry in data["skipped_lines"]] == [4, 6, 10, 11]
