@@ -336,3 +336,61 @@ def test_the_conversation_rule_also_guards_an_accepted_prefix(document: Document
     assert not conversation.accepted
     assert conversation.rejection in {"not_grounded", "unfaithful"}, "the turn that failed names the rejection"
     assert "the accepted prefix was not kept: only 5 exchanges" in (conversation.rejection_reason or "")
+
+
+# --- a different turn loop ----------------------------------------------------------------------------------
+
+
+def test_a_task_can_bring_its_own_turn_loop_with_an_extra_node(document: Document) -> None:
+    """`graph_builder` returns an uncompiled graph over codi's state and context: here the standard loop with a
+    step between retrieval and the answer (where a tool call or a filter would go)."""
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.runtime import Runtime
+
+    from codi_agents import nodes
+    from codi_agents.context import SimulationContext
+    from codi_agents.graph import on_loop
+    from codi_agents.state import SimulationInput, SimulationOutput, SimulationState
+
+    steps: list[tuple[int, list[str]]] = []
+
+    def inspect_passages(state: SimulationState, runtime: Runtime[SimulationContext]) -> dict[str, Any]:
+        assert runtime.context is not None  # the run context reaches a task's own nodes
+        steps.append((state["step"], [passage.id for passage in state["retrieved"]]))
+        return {}
+
+    def with_inspection(task: Task) -> StateGraph[Any, Any, Any, Any]:
+        graph = StateGraph(
+            SimulationState,
+            context_schema=SimulationContext,
+            input_schema=SimulationInput,
+            output_schema=SimulationOutput,
+        )
+        for name, node in {
+            "plan": on_loop(nodes.plan), "user": nodes.user, "retrieve": nodes.retrieve,
+            "inspect": on_loop(inspect_passages), "assistant": nodes.assistant, "critic": nodes.critic,
+            "commit": on_loop(nodes.commit), "finish": on_loop(nodes.finish),
+        }.items():  # fmt: skip
+            graph.add_node(name, node)
+        graph.add_edge(START, "plan")
+        graph.add_edge("plan", "user")
+        graph.add_conditional_edges("user", on_loop(nodes.after_user), ["retrieve", "finish"])
+        graph.add_edge("retrieve", "inspect")
+        graph.add_edge("inspect", "assistant")
+        graph.add_conditional_edges("assistant", on_loop(nodes.after_assistant), ["critic", "finish"])
+        graph.add_conditional_edges("critic", on_loop(nodes.after_critic), ["commit", "assistant", "user", "finish"])
+        graph.add_conditional_edges("commit", on_loop(nodes.after_commit), ["user", "finish"])
+        graph.add_edge("finish", END)
+        return graph
+
+    conversation = simulate(
+        document,
+        task=make_task("inspected_qa", graph_builder=with_inspection),
+        models=scripted_models(),
+        embedding_function=HashingEmbeddingFunction(),
+        seed=3,
+    )
+    assert conversation.accepted and conversation.task == "inspected_qa"
+    assert [step for step, _ in steps] == list(range(len(conversation.path)))  # once per exchange, in order
+    answers = [turn for turn in conversation.turns if turn.role == "assistant"]
+    assert [ids for _, ids in steps] == [turn.passage_ids for turn in answers]

@@ -329,3 +329,27 @@ def test_cli_resolves_support_personas_and_flows_before_starting_a_model(
     message = capsys.readouterr().err.replace("\n", "")
     assert "Unknown persona 'nobody'" in message
     assert "frustrated_customer" in message and "customer_in_a_hurry" in message
+
+
+def test_a_support_batch_exports_and_reports_through_the_task(tmp_path: Path) -> None:
+    """run, export and report reach the task's own parts (flow, links, training prompt) with no special case."""
+    from codi_agents import run as run_batch
+    from codi_agents.export import ExportOptions, export_run
+    from codi_agents.report import build_report
+
+    out = tmp_path / "run"
+    summary = run_batch(
+        Path(__file__).parent / "data" / "doc2dial_docs.jsonl", out, per_document=1, task="support",
+        models=support_models(), embedding_function=HashingEmbeddingFunction(), seed=SEED_WITH_EVERY_LINK,
+    )  # fmt: skip
+    assert summary["accepted"] >= 1
+    records = [Conversation.model_validate_json(line) for line in (out / "accepted.jsonl").read_text().splitlines()]
+    support_flows = {flow.name for flow in (load_flow("support"), load_flow("support_quick"))}
+    assert all(c.task == "support" and c.flow in support_flows for c in records)
+    export_run(out, "openai", tmp_path / "data", ExportOptions())
+    first = (tmp_path / "data" / "train.jsonl").read_text().splitlines()[0]
+    assert "You are a customer-support agent" in first  # the task's training prompt, not grounded QA's
+    report = build_report(out)
+    assert report.overview.tasks == ["support"] and report.overview.accepted == summary["accepted"]
+    planned = {row.link for row in report.structure.links if row.planned}
+    assert planned and planned <= set(load_flow("support").links) | set(load_flow("support_quick").links)
