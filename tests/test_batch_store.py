@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from codi_agents.batch.store import RecordWriter, scan_records, write_atomic
 
 
@@ -71,3 +73,31 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) 
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_temporary_files_left_by_a_killed_write_are_cleaned_when_the_run_resumes(tmp_path: Path) -> None:
+    from codi_agents.batch.store import prepare_directory
+
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = [out / ".manifest.json.4242.139881.tmp", out / ".summary.json.4242.139881.tmp"]
+    for path in stale:
+        path.write_text('{"half": ')
+    keep = out / ".notes.txt"
+    keep.write_text("the user's own hidden file")
+    prepare_directory(out, resume=True, force=False)
+    assert not any(path.exists() for path in stale)
+    assert keep.exists()
+
+
+def test_a_new_record_file_is_made_durable_with_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from codi_agents.batch import store
+
+    synced: list[Path] = []
+    real = store._sync_directory
+    monkeypatch.setattr(store, "_sync_directory", lambda directory: (synced.append(directory), real(directory)))
+    writer = RecordWriter(tmp_path)
+    writer.append("accepted", '{"id": "a"}').result(timeout=10)
+    writer.append("accepted", '{"id": "b"}').result(timeout=10)
+    writer.close()
+    assert synced == [tmp_path]  # once, when the file was created; later appends need only the file's fsync

@@ -200,14 +200,19 @@ class RecordWriter:
 
     def _write(self, items: list[tuple[Stream, bytes, Future[None]]]) -> None:
         touched = set()
+        created = False
         for stream, data, _ in items:
             handle = self._handles.get(stream)
             if handle is None:
-                handle = self._handles[stream] = (self.directory / STREAM_FILES[stream]).open("ab", buffering=0)
+                path = self.directory / STREAM_FILES[stream]
+                created = created or not path.exists()
+                handle = self._handles[stream] = path.open("ab", buffering=0)
             handle.write(data)
             touched.add(stream)
         for stream in touched:
             os.fsync(self._handles[stream].fileno())
+        if created:  # a new file's name is durable only once its directory is synced
+            _sync_directory(self.directory)
 
 
 def prepare_directory(out: Path, *, resume: bool, force: bool) -> None:
@@ -227,3 +232,6 @@ def prepare_directory(out: Path, *, resume: bool, force: bool) -> None:
         # The index stays: it is keyed by each document's text, so it serves the new run as it is.
         logger.warning("%s: deleted the previous run's records (--no-resume --force)", out)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.json.*.tmp"):  # left by `write_atomic` in a process killed mid-write
+        with contextlib.suppress(OSError):
+            stale.unlink()
