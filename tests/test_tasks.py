@@ -344,13 +344,12 @@ def test_the_conversation_rule_also_guards_an_accepted_prefix(document: Document
 def test_a_task_can_bring_its_own_turn_loop_with_an_extra_node(document: Document) -> None:
     """`graph_builder` returns an uncompiled graph over codi's state and context: here the standard loop with a
     step between retrieval and the answer (where a tool call or a filter would go)."""
-    from langgraph.graph import END, START, StateGraph
+    from langgraph.graph import StateGraph
     from langgraph.runtime import Runtime
 
-    from codi_agents import nodes
     from codi_agents.context import SimulationContext
-    from codi_agents.graph import on_loop
-    from codi_agents.state import SimulationInput, SimulationOutput, SimulationState
+    from codi_agents.graph import on_loop, standard_graph
+    from codi_agents.state import SimulationState
 
     steps: list[tuple[int, list[str]]] = []
 
@@ -360,27 +359,11 @@ def test_a_task_can_bring_its_own_turn_loop_with_an_extra_node(document: Documen
         return {}
 
     def with_inspection(task: Task) -> StateGraph[Any, Any, Any, Any]:
-        graph = StateGraph(
-            SimulationState,
-            context_schema=SimulationContext,
-            input_schema=SimulationInput,
-            output_schema=SimulationOutput,
-        )
-        for name, node in {
-            "plan": on_loop(nodes.plan), "user": nodes.user, "retrieve": nodes.retrieve,
-            "inspect": on_loop(inspect_passages), "assistant": nodes.assistant, "critic": nodes.critic,
-            "commit": on_loop(nodes.commit), "finish": on_loop(nodes.finish),
-        }.items():  # fmt: skip
-            graph.add_node(name, node)
-        graph.add_edge(START, "plan")
-        graph.add_edge("plan", "user")
-        graph.add_conditional_edges("user", on_loop(nodes.after_user), ["retrieve", "finish"])
+        graph = standard_graph(task)  # the default loop, with one edge rerouted through a new node
+        graph.edges.remove(("retrieve", "assistant"))
+        graph.add_node("inspect", on_loop(inspect_passages))
         graph.add_edge("retrieve", "inspect")
         graph.add_edge("inspect", "assistant")
-        graph.add_conditional_edges("assistant", on_loop(nodes.after_assistant), ["critic", "finish"])
-        graph.add_conditional_edges("critic", on_loop(nodes.after_critic), ["commit", "assistant", "user", "finish"])
-        graph.add_conditional_edges("commit", on_loop(nodes.after_commit), ["user", "finish"])
-        graph.add_edge("finish", END)
         return graph
 
     conversation = simulate(
