@@ -70,6 +70,21 @@ def test_openai_lines_hold_only_messages_with_the_grounding_passages(run_facts: 
     assert info["conversations"]["near_duplicate"] == 1
 
 
+def test_dropping_near_duplicates_warns_when_the_run_never_looked_for_them(run_facts: RunFacts, tmp_path: Path) -> None:
+    import shutil
+
+    unchecked = tmp_path / "unchecked"
+    shutil.copytree(run_facts.path, unchecked)
+    manifest = json.loads((unchecked / "manifest.json").read_text())
+    manifest["config"]["dedup"] = {"enabled": False}
+    (unchecked / "manifest.json").write_text(json.dumps(manifest))
+    warned = export_run(unchecked, "openai", tmp_path / "a", ExportOptions())
+    assert any("near-duplicate detection off" in warning for warning in warned.warnings)
+    quiet = export_run(run_facts.path, "openai", tmp_path / "b", ExportOptions())
+    kept = export_run(unchecked, "openai", tmp_path / "c", ExportOptions(drop_near_duplicates=False))
+    assert not quiet.warnings and not kept.warnings
+
+
 def test_max_passages_limits_the_system_prompt(run_facts: RunFacts, tmp_path: Path) -> None:
     export_run(run_facts.path, "openai", tmp_path / "out", ExportOptions(max_passages=2))
     for line in read_jsonl(tmp_path / "out" / "train.jsonl"):

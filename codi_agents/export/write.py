@@ -130,7 +130,13 @@ def export_run(
     counts.per_split = dict(written)
     documents: dict[str, int] = {name: sum(1 for assigned in splits.values() if assigned == name) for name in wanted}
     result = ExportResult(
-        out=out, format=format, rows=written, documents=documents, counts=counts, files=files, warnings=run.warnings
+        out=out,
+        format=format,
+        rows=written,
+        documents=documents,
+        counts=counts,
+        files=files,
+        warnings=[*run.warnings, *_unchecked_duplicates(run, options)],
     )
     info_path = out / INFO_FILE
     info_path.write_text(redact(json.dumps(_info(run, result, options), indent=2), secrets), encoding="utf-8")
@@ -235,6 +241,17 @@ def _remove_outputs(out: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+
+def _unchecked_duplicates(run: RunDirectory, options: ExportOptions) -> list[str]:
+    """A warning when near-duplicates are to be dropped but the run never looked for them."""
+    dedup = (run.manifest.get("config") or {}).get("dedup") or {}
+    if options.drop_near_duplicates and dedup.get("enabled") is False:
+        return [
+            f"{run.path} was run with near-duplicate detection off (dedup.enabled = false): no conversation is "
+            "flagged, so none was dropped as a near-duplicate."
+        ]
+    return []
 
 
 def _check_something_to_export(run: RunDirectory, counts: SelectionCounts) -> None:
