@@ -11,10 +11,8 @@ down stops the run early with what the server answered; Ctrl-C abandons what is 
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from typing import Any, NoReturn
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
+from codi_agents.batch.collector import COLLECTOR
 from codi_agents.batch.config import RunConfig
 from codi_agents.batch.corpus import Corpus, read_corpus
 from codi_agents.batch.dedup import NearDuplicates, texts_of_record
@@ -60,42 +59,6 @@ logger = logging.getLogger("codi_agents.batch")
 REPORT_SECONDS = 0.5
 MAX_LISTED_SKIPS = 200
 """Skipped files named in summary.json (all of them are counted, and each is logged)."""
-GC_OLDER_THRESHOLDS = (50, 100)
-"""Young collections per middle one, middle per full one, while a run lasts (`limits.gc_threshold`)."""
-
-
-class _CollectorThresholds:
-    """Raises the garbage collector's thresholds while any run lasts; the last run to end restores them.
-
-    The thresholds are process-wide: two runs in one process (threads, notebooks) share one setting,
-    so only the first saves the previous thresholds and only the last puts them back."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._runs = 0
-        self._saved: tuple[int, int, int] | None = None
-
-    def raise_for_run(self, threshold: int) -> bool:
-        """Raise the young-generation threshold to `threshold` (0: leave the collector alone)."""
-        if not threshold:
-            return False
-        with self._lock:
-            if self._runs == 0:
-                self._saved = gc.get_threshold()
-            self._runs += 1
-            gc.set_threshold(max(threshold, gc.get_threshold()[0]), *GC_OLDER_THRESHOLDS)
-        return True
-
-    def run_ended(self) -> None:
-        """One run that raised the thresholds ended."""
-        with self._lock:
-            self._runs -= 1
-            if self._runs == 0 and self._saved is not None:
-                gc.set_threshold(*self._saved)
-                self._saved = None
-
-
-_COLLECTOR = _CollectorThresholds()
 _END = object()
 
 
@@ -173,7 +136,7 @@ class BatchRun:
         tasks: list[asyncio.Task[None]] = []
         collector_raised = False
         try:
-            collector_raised = _COLLECTOR.raise_for_run(self.config.limits.gc_threshold)
+            collector_raised = COLLECTOR.raise_for_run(self.config.limits.gc_threshold)
             session = await self._prepare()
             self._started = time.monotonic()
             self.progress.start(self.snapshot())
@@ -201,7 +164,7 @@ class BatchRun:
                     await self._session.close_connections()  # _finish closes the rest
             finally:
                 if collector_raised:
-                    _COLLECTOR.run_ended()
+                    COLLECTOR.run_ended()
                 self._finish(status, stopped_because)
 
     def make_plan(self) -> Plan:
