@@ -157,7 +157,7 @@ class Settings(BaseModel):
         """The settings that change what is generated (no keys, timeouts or concurrency)."""
         data = self.model_dump(
             mode="json",
-            exclude=NOT_OUTPUT_AFFECTING,
+            exclude=set(NOT_OUTPUT_AFFECTING),
         )
         for role in ROLES:
             endpoint = self.endpoint_for(role)
