@@ -56,7 +56,8 @@ def main(
         if stats is None:
             continue
         words, distinct = stats.user_words_summary.median, stats.distinct.get("user-1")
-        print(f"  {stats.name}: {stats.user_turns} user turns, median {words} words, distinct-1 {distinct}")
+        shown = "-" if distinct is None else f"{distinct:.2f}"
+        print(f"  {stats.name}: {stats.user_turns} user turns, median {words} words, distinct-1 {shown}")
     return report
 
 
