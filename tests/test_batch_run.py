@@ -167,6 +167,11 @@ def test_a_rejected_request_makes_a_rejected_conversation(tmp_path: Path) -> Non
     refusing = ScriptedChatModel(script=lambda messages: status_error(400, "context length exceeded"))
     summary = batch(out, n=2, models={**scripted_models(), "assistant": refusing})
     assert summary["rejected"] == 2 and summary["rejection_reasons"] == [{"reason": "request_rejected", "count": 2}]
+    for groups in (summary["by_persona"], summary["by_flow"]):  # each group says why its conversations failed
+        assert sum(reason["count"] for group in groups.values() for reason in group["top_rejection_reasons"]) == 2
+        assert {reason["reason"] for group in groups.values() for reason in group["top_rejection_reasons"]} == {
+            "request_rejected"
+        }
     assert all("context length exceeded" in record["rejection_reason"] for record in records(out, "rejected.jsonl"))
 
 

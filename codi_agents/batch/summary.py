@@ -16,6 +16,8 @@ from codi_agents.batch.config import Price
 from codi_agents.record import Conversation
 
 TOP_REASONS = 10
+TOP_GROUP_REASONS = 3
+"""Rejection reasons listed per persona and per flow."""
 
 
 @dataclass
@@ -23,6 +25,7 @@ class _Group:
     accepted: int = 0
     rejected: int = 0
     turns: int = 0
+    rejections: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         total = self.accepted + self.rejected
@@ -31,6 +34,9 @@ class _Group:
             "rejected": self.rejected,
             "acceptance_rate": round(self.accepted / total, 4) if total else None,
             "mean_turns": round(self.turns / total, 2) if total else None,
+            "top_rejection_reasons": [
+                {"reason": reason, "count": count} for reason, count in self.rejections.most_common(TOP_GROUP_REASONS)
+            ],
         }
 
 
@@ -94,6 +100,7 @@ class Tally:
                 group.accepted += 1
             else:
                 group.rejected += 1
+                group.rejections[rejection or "unknown"] += 1
         if accepted:
             self.accepted += 1
         else:
@@ -196,14 +203,17 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         table.add_column(title)
         for column in ("accepted", "rejected", "acceptance", "mean turns"):
             table.add_column(column, justify="right")
+        table.add_column("top rejection reason")
         for name, group in summary[key].items():
             share = group["acceptance_rate"]
+            top = (group.get("top_rejection_reasons") or [None])[0]
             table.add_row(
                 name,
                 str(group["accepted"]),
                 str(group["rejected"]),
                 f"{share:.0%}" if share is not None else "-",
                 f"{group['mean_turns']:.1f}" if group["mean_turns"] is not None else "-",
+                f"{top['reason']} ({top['count']})" if top else "-",
             )
         tables.append(table)
     if summary["rejection_reasons"]:
