@@ -168,12 +168,12 @@ def _read_pdf(path: Path, max_bytes: int) -> tuple[str, str, bool]:
         reader = PdfReader(path)
         for page in reader.pages:
             text = page.extract_text() or ""
-            size += len(text.encode("utf-8", errors="replace"))
-            if size > max_bytes:
-                keep = len(text.encode("utf-8", errors="replace")) - (size - max_bytes)
-                pages.append(text.encode("utf-8", errors="replace")[:keep].decode("utf-8", errors="ignore"))
+            encoded = text.encode("utf-8", errors="replace")
+            if size + len(encoded) > max_bytes:
+                pages.append(encoded[: max_bytes - size].decode("utf-8", errors="ignore"))
                 truncated = True
                 break
+            size += len(encoded)
             pages.append(text)
         title = str(reader.metadata.title) if reader.metadata and reader.metadata.title else ""
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:

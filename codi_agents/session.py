@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
@@ -53,8 +52,7 @@ class Session:
         (a batch run's workers share the parent's) instead of starting one."""
         self.settings = settings or Settings()
         self.task = task if isinstance(task, Task) else get_task(task or self.settings.task)
-        calibration_file = self.settings.critic_calibration
-        self.calibration = calibration or load_calibration(Path(calibration_file) if calibration_file else None)
+        self.calibration = calibration or load_calibration(self.settings.critic_calibration)
         self._instances = role_instances(models)
         self._embedding_function = embedding_function
         self.server: LocalModelServer | None = None
@@ -186,7 +184,7 @@ class Session:
             {
                 "settings": self.settings.output_affecting(),
                 "task": [self.task.name, self.task.version],
-                "calibration": self.calibration.model_dump(mode="json"),  # the numbers, not only the label
+                "calibration": self.calibration.digest(),  # the numbers, not only the version label
                 "embedding": name,
                 "model_instances": self.model_instance_names,
             }

@@ -172,10 +172,20 @@ class Settings(BaseModel):
 
 
 NOT_OUTPUT_AFFECTING = frozenset(
-    {"endpoint", "user", "assistant", "critic", "chroma_path", "chroma_url", "seed", "local_threads"}
-    | {"critic_calibration"}  # the session hashes the calibration's content instead
+    {
+        "endpoint",
+        "user",
+        "assistant",
+        "critic",
+        "chroma_path",
+        "chroma_url",
+        "seed",
+        "local_threads",
+        "critic_calibration",
+    }
 )
-"""Settings left out of `output_affecting` (the endpoints enter it role by role, without keys)."""
+"""Settings left out of `output_affecting`: the endpoints enter it role by role, without keys; the session
+hashes the calibration's numbers instead of its path."""
 
 
 _CREDENTIAL_PARAMETERS = re.compile(r"(api[-_]?key|key|token|access[-_]?token|secret|password|sig|signature)$", re.I)

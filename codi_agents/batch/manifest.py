@@ -42,7 +42,7 @@ def run_inputs(
         "task": {"name": task.name, "version": task.version},
         "calibration": {
             "version": session.calibration.version,
-            "content": stable_hash(session.calibration.model_dump(mode="json")),
+            "content": session.calibration.digest(),
         },
         "dedup": config.dedup.model_dump(mode="json"),  # changing what is dropped halfway mixes two policies
         "embedding": embedding,

@@ -49,8 +49,7 @@ def eval_critic_command(
     unfaithful ones, the confusion matrix, a per-source breakdown and the median time per item."""
     console = Console()
     settings = settings_from_options(config, base_url, model, api_key, judge_weight=judge_weight, task=task)
-    configured = Path(settings.critic_calibration) if settings.critic_calibration else None
-    calibration = load_calibration(calibration_file or configured)
+    calibration = load_calibration(calibration_file or settings.critic_calibration)
     if fit is not None:
         calibration = _fit(console, file, fit, fit_version, fit_fraction, fit_seed, calibration, settings.task)
     with console.status(f"judging the items of {file}..."):

@@ -8,6 +8,7 @@ enters the settings fingerprint, so a new calibration means new conversation ids
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import tomllib
 from functools import lru_cache
@@ -71,6 +72,11 @@ class Calibration(BaseModel):
         logit = self.intercept + sum(weight * signals.get(name, 0.0) for name, weight in self.weights.items())
         return 1.0 / (1.0 + math.exp(-max(min(logit, 40.0), -40.0)))
 
+    def digest(self) -> str:
+        """A hash of every number and label: what the fingerprints use, so a refit counts even under an old version."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
     def judge_leads(self, weight: float) -> bool:
         """Whether a judge with this weight decides (else the calibrated signals do)."""
         return weight >= self.judge_leads_from
@@ -94,9 +100,9 @@ def item_digest(item_id: str) -> str:
     return hashlib.sha256(item_id.encode("utf-8")).hexdigest()[:12]
 
 
-def load_calibration(path: Path | None = None) -> Calibration:
-    """Read a calibration file (the shipped one by default)."""
-    return _load(path or DEFAULT_CALIBRATION_FILE)
+def load_calibration(path: str | Path | None = None) -> Calibration:
+    """Read a calibration file (the shipped one when `path` is None or empty)."""
+    return _load(Path(path) if path else DEFAULT_CALIBRATION_FILE)
 
 
 @lru_cache(maxsize=8)

@@ -281,8 +281,7 @@ def evaluate_file(
     items, skipped = read_labelled(path)
     if limit is not None:
         items = items[:limit]
-    calibration_file = settings.critic_calibration
-    calibration = calibration or load_calibration(Path(calibration_file) if calibration_file else None)
+    calibration = calibration or load_calibration(settings.critic_calibration)
     task = get_task(settings.task)
     if embedding_function is None:
         from codi_agents.embeddings import default_embedding_function
