@@ -207,7 +207,7 @@ async def per_turn_costs(turns: int, console: Console) -> list[tuple[str, float,
     with FakeOpenAIServer(latency=0.0, process=True) as server:
         await measure("+ OpenAI client over HTTP (fake server, 0 ms)", url=server.base_url, client="default")
         await measure("+ lean OpenAI client over HTTP (fake server, 0 ms)", url=server.base_url, client="lean")
-    from codi_agents.embeddings import default_embedding_function
+    from codi_agents.retrieval._embeddings import default_embedding_function
 
     await measure(
         "scripted models, packaged MiniLM embeddings",

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from codi_agents import Settings
 from codi_agents.critic import assess_exchange, load_calibration
-from codi_agents.critic.evaluate import item_context, open_critic
-from codi_agents.critic.labelled import LabelledItem, read_labelled
-from codi_agents.embeddings import MiniLMEmbeddingFunction
+from codi_agents.evaluation._evaluate import item_context, open_critic
+from codi_agents.evaluation._labelled import LabelledItem, read_labelled
+from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
 from codi_agents.tasks import get_task
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faithfulness_begin_200.jsonl"

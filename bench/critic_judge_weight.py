@@ -15,9 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-from codi_agents.critic import CriticInputs, GroundedJudgement, grounded_decision, load_calibration
-from codi_agents.critic.evaluate import EVALUATION_LINK
-from codi_agents.critic.metrics import Metrics
+from codi_agents.critic import CriticInputs, load_calibration
+from codi_agents.evaluation._evaluate import EVALUATION_LINK
+from codi_agents.evaluation._metrics import Metrics
+from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision
 
 AUDIT_KEYS = {"signal_probability", "judge_weight", "judge_probability", "passages_answer"}
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)

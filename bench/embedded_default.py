@@ -23,10 +23,10 @@ from pathlib import Path
 import psutil
 
 from codi_agents import Document, Settings, load_document, load_persona
-from codi_agents.embeddings import MiniLMEmbeddingFunction
-from codi_agents.flows import FlowGraph
-from codi_agents.passages import chunk_document
-from codi_agents.session import Session
+from codi_agents.inputs._flows import FlowGraph
+from codi_agents.inputs._passages import chunk_document
+from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
+from codi_agents.simulation._session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "examples" / "docs").glob("*.md"))

@@ -20,8 +20,8 @@ from pathlib import Path
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents import Document, Settings, load_flow, load_persona
-from codi_agents.embeddings import MiniLMEmbeddingFunction
-from codi_agents.session import Session
+from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
+from codi_agents.simulation._session import Session
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "doc2dial_docs.jsonl"

@@ -9,9 +9,10 @@ The public API is small:
 - `load_settings`, `load_persona`, `load_flow`, `load_document`: the building blocks, validated.
 """
 
+from codi_agents._record import Conversation, Turn, Verdict
 from codi_agents._version import __version__
 from codi_agents.batch import arun, iter_conversations, run
-from codi_agents.documents import Document, load_document
+from codi_agents.config._settings import Settings, load_settings
 from codi_agents.errors import (
     CodiError,
     ConfigError,
@@ -25,13 +26,12 @@ from codi_agents.errors import (
     TaskError,
     UserError,
 )
-from codi_agents.flows import FlowGraph, Link, load_flow
-from codi_agents.passages import Passage
-from codi_agents.personas import Persona, load_persona
-from codi_agents.record import Conversation, Turn, Verdict
-from codi_agents.session import Session
-from codi_agents.settings import Settings, load_settings
-from codi_agents.simulate import asimulate, simulate
+from codi_agents.inputs._documents import Document, load_document
+from codi_agents.inputs._flows import FlowGraph, Link, load_flow
+from codi_agents.inputs._passages import Passage
+from codi_agents.inputs._personas import Persona, load_persona
+from codi_agents.simulation._session import Session
+from codi_agents.simulation._simulate import asimulate, simulate
 from codi_agents.tasks import Prompts, Task, get_task, list_tasks, register_task
 
 __all__ = [

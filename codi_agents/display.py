@@ -7,7 +7,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from codi_agents.record import Conversation, Turn
+from codi_agents._record import Conversation, Turn
 
 
 def conversation_panel(conversation: Conversation) -> Panel:

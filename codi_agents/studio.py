@@ -18,7 +18,7 @@ from typing import (
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
-from codi_agents.simulate import asimulate
+from codi_agents.simulation._simulate import asimulate
 
 
 class StudioInput(TypedDict):

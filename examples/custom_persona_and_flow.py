@@ -19,7 +19,7 @@ from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents import Conversation, Persona, load_flow, simulate
 from codi_agents.display import print_conversation
-from codi_agents.models import ModelsArgument
+from codi_agents.llm._models import ModelsArgument
 
 DOCS = Path(__file__).parent / "docs"
 

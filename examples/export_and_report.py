@@ -19,7 +19,7 @@ import run_batch  # examples/run_batch.py: the script's folder is on the import 
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents.export import ExportError, ExportOptions, export_run
-from codi_agents.models import ModelsArgument
+from codi_agents.llm._models import ModelsArgument
 from codi_agents.report import RunReport, build_report, write_report
 
 EXAMPLES = Path(__file__).parent

@@ -19,10 +19,10 @@ from pathlib import Path
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents import Conversation, Prompts, Task, TaskError, register_task, simulate
-from codi_agents.critic import GroundedJudgement, grounded_decision, grounded_user_check
 from codi_agents.display import print_conversation
-from codi_agents.models import ModelsArgument
+from codi_agents.llm._models import ModelsArgument
 from codi_agents.tasks import ConversationCheck, ConversationDraft
+from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
 
 DOCS = Path(__file__).parent / "docs"
 

@@ -20,7 +20,7 @@ from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents import run
 from codi_agents.export import read_conversations
-from codi_agents.models import ModelsArgument
+from codi_agents.llm._models import ModelsArgument
 
 EXAMPLES = Path(__file__).parent
 DOCS = EXAMPLES / "docs"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from codi_agents import Document, Settings
-from codi_agents.session import Session
+from codi_agents.simulation._session import Session
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 DATA = Path(__file__).parent / "data"

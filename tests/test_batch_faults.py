@@ -19,14 +19,14 @@ import pytest
 from rich.console import Console
 
 from codi_agents import iter_conversations, run
-from codi_agents.batch.config import load_run_config
-from codi_agents.batch.progress import LogProgress, RichProgress, progress_for
-from codi_agents.batch.runner import BatchRun
-from codi_agents.calls import EndpointDownError
+from codi_agents._security import mask_secret
+from codi_agents.batch._progress import LogProgress, RichProgress, progress_for
+from codi_agents.batch._runner import BatchRun
 from codi_agents.cli import main
-from codi_agents.local_server import free_port
-from codi_agents.security import mask_secret
-from codi_agents.settings import Settings
+from codi_agents.config._run_config import load_run_config
+from codi_agents.config._settings import Settings
+from codi_agents.llm._calls import EndpointDownError
+from codi_agents.llm._local_server import free_port
 from codi_agents.testing import FakeOpenAIServer, Faults, HashingEmbeddingFunction
 
 DATA = Path(__file__).parent / "data"
@@ -157,7 +157,7 @@ def test_a_server_that_fails_everything_stops_the_run_with_its_answer(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr("codi_agents.calls._backoff", lambda state: 0.01)
+    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.01)
     server.set_faults(Faults(fail_all_status=503))
     config = tmp_path / "run.toml"
     config.write_text("[limits]\nendpoint_down_seconds = 0.05\n[settings.endpoint]\nmax_retries = 2\n")
@@ -174,7 +174,7 @@ def test_a_server_that_fails_everything_stops_the_run_with_its_answer(
 def test_a_run_stopped_by_a_server_that_quotes_the_key_raises_without_the_key(
     server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("codi_agents.calls._backoff", lambda state: 0.01)
+    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.01)
     server.set_faults(Faults(reject_key=True, fail_all_status=503))
     config = tmp_path / "run.toml"
     config.write_text("[limits]\nendpoint_down_seconds = 0.05\n")
@@ -189,7 +189,7 @@ def test_a_run_stopped_by_a_server_that_quotes_the_key_raises_without_the_key(
 def test_nothing_listening_is_a_clear_error(
     one_document: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("codi_agents.calls._backoff", lambda state: 0.01)
+    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.01)
     config = tmp_path / "run.toml"
     config.write_text("[limits]\nendpoint_down_seconds = 0.05\n[settings.endpoint]\nmax_retries = 1\n")
     url = f"http://127.0.0.1:{free_port()}/v1"

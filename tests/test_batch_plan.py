@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from codi_agents import ConfigError, Settings, iter_conversations
-from codi_agents.batch.config import load_run_config
-from codi_agents.batch.plan import Plan
-from codi_agents.batch.runner import BatchRun
+from codi_agents.batch._plan import Plan
+from codi_agents.batch._runner import BatchRun
+from codi_agents.config._run_config import load_run_config
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 DATA = Path(__file__).parent / "data"

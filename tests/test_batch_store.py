@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from codi_agents.batch.store import RecordWriter, scan_records, write_atomic
+from codi_agents.rundir._writer import RecordWriter, scan_records, write_atomic
 
 
 def lines(path: Path) -> list[str]:
@@ -76,7 +76,7 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) 
 
 
 def test_temporary_files_left_by_a_killed_write_are_cleaned_when_the_run_resumes(tmp_path: Path) -> None:
-    from codi_agents.batch.store import prepare_directory
+    from codi_agents.rundir._writer import prepare_directory
 
     out = tmp_path / "run"
     out.mkdir()
@@ -91,7 +91,7 @@ def test_temporary_files_left_by_a_killed_write_are_cleaned_when_the_run_resumes
 
 
 def test_a_new_record_file_is_made_durable_with_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from codi_agents.batch import store
+    from codi_agents.rundir import _writer as store
 
     synced: list[Path] = []
     real = store._sync_directory

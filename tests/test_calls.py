@@ -11,7 +11,8 @@ from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 from tenacity import RetryCallState
 
-from codi_agents.calls import (
+from codi_agents.errors import ServerUnavailableError
+from codi_agents.llm._calls import (
     Endpoint,
     RequestRejectedError,
     RoleModel,
@@ -19,8 +20,7 @@ from codi_agents.calls import (
     is_transient,
     retry_after_seconds,
 )
-from codi_agents.errors import ServerUnavailableError
-from codi_agents.limits import AdaptiveLimiter
+from codi_agents.llm._limits import AdaptiveLimiter
 from codi_agents.testing import ScriptedChatModel
 
 PROMPT = [HumanMessage("hello")]
@@ -45,7 +45,7 @@ def role_model(script: list[object], retries: int = 3, timeout: float | None = N
 
 
 def test_server_errors_are_retried_until_success(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("codi_agents.calls._backoff", lambda state: 0.0)
+    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.0)
     model = role_model([status_error(500), status_error(503), "fine"])
     result = asyncio.run(model.complete(PROMPT))
     assert result.text == "fine"
@@ -74,7 +74,7 @@ def test_client_errors_are_not_retried() -> None:
 
 
 def test_a_server_that_stays_down_gives_a_clear_error_after_bounded_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("codi_agents.calls._backoff", lambda state: 0.0)
+    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.0)
     model = role_model([ConnectionError("connection refused")] * 10, retries=2)
     with pytest.raises(
         ServerUnavailableError,
@@ -85,7 +85,7 @@ def test_a_server_that_stays_down_gives_a_clear_error_after_bounded_retries(monk
 
 
 def test_a_hanging_model_times_out_and_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("codi_agents.calls._backoff", lambda state: 0.0)
+    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.0)
     model = role_model(["late", "late"], retries=1, timeout=0.05, delay=1.0)
     with pytest.raises(ServerUnavailableError, match="TimeoutError"):
         asyncio.run(model.complete(PROMPT))

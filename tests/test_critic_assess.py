@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from codi_agents import Settings
+from codi_agents.config._settings import ROLES
 from codi_agents.critic import Assessment, assess_exchange, load_calibration
-from codi_agents.critic.evaluate import item_context
-from codi_agents.critic.labelled import LabelledItem
-from codi_agents.flows import Link
-from codi_agents.models import build_role_models
-from codi_agents.settings import ROLES
+from codi_agents.evaluation._evaluate import item_context
+from codi_agents.evaluation._labelled import LabelledItem
+from codi_agents.inputs._flows import Link
+from codi_agents.llm._models import build_role_models
 from codi_agents.tasks import get_task
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement
 

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from codi_agents import Settings
 from codi_agents.cli import _register, app
 from codi_agents.critic import load_calibration
-from codi_agents.critic.evaluate import evaluate_file, item_context
-from codi_agents.critic.labelled import read_labelled
-from codi_agents.critic.metrics import Metrics
+from codi_agents.evaluation._evaluate import evaluate_file, item_context
+from codi_agents.evaluation._labelled import read_labelled
+from codi_agents.evaluation._metrics import Metrics
 from codi_agents.tasks import get_task
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement
 
@@ -133,7 +133,7 @@ def _app() -> Any:
 @pytest.fixture
 def hashing_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI uses the packaged MiniLM; unit tests use hashing embeddings instead."""
-    monkeypatch.setattr("codi_agents.embeddings.default_embedding_function", HashingEmbeddingFunction)
+    monkeypatch.setattr("codi_agents.retrieval._embeddings.default_embedding_function", HashingEmbeddingFunction)
 
 
 def test_cli_prints_the_metrics_and_writes_json(hashing_embeddings: None, tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_cli_limit_and_missing_file(hashing_embeddings: None, tmp_path: Path) ->
 
 
 def test_cli_with_a_configured_endpoint_uses_it_as_the_judge(hashing_embeddings: None, tmp_path: Path) -> None:
-    from codi_agents.testing.server import FakeOpenAIServer
+    from codi_agents.testing._server import FakeOpenAIServer
 
     out = tmp_path / "eval.json"
     with FakeOpenAIServer() as server:

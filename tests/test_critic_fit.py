@@ -11,11 +11,11 @@ import pytest
 
 from codi_agents import Settings
 from codi_agents.critic import load_calibration
-from codi_agents.critic.calibration import item_digest
-from codi_agents.critic.evaluate import evaluate_file
-from codi_agents.critic.fit import fit_calibration, fit_logistic, split_items, write_calibration
-from codi_agents.critic.labelled import LabelledItem
+from codi_agents.critic._calibration import item_digest
 from codi_agents.errors import UserError
+from codi_agents.evaluation._evaluate import evaluate_file
+from codi_agents.evaluation._fit import fit_calibration, fit_logistic, split_items, write_calibration
+from codi_agents.evaluation._labelled import LabelledItem
 from codi_agents.tasks import get_task
 from codi_agents.testing import HashingEmbeddingFunction
 

@@ -7,12 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from codi_agents.critic import CriticInputs, grounded_decision, load_calibration
-from codi_agents.critic.signals import grounding_signals
-from codi_agents.critic.similarity import SentenceVectors, sentence_vectors
-from codi_agents.flows import Link
-from codi_agents.passages import Passage
-from codi_agents.security import injection_markers
+from codi_agents._security import injection_markers
+from codi_agents.critic import CriticInputs, load_calibration
+from codi_agents.critic._signals import grounding_signals
+from codi_agents.critic._similarity import SentenceVectors, sentence_vectors
+from codi_agents.inputs._flows import Link
+from codi_agents.inputs._passages import Passage
+from codi_agents.tasks.grounded_qa import grounded_decision
 from codi_agents.testing import HashingEmbeddingFunction
 
 OFFICE = (
@@ -222,6 +223,6 @@ def test_abstention_phrasings(reply: str, abstains: float) -> None:
 
 
 def test_every_signal_is_documented() -> None:
-    from codi_agents.critic.signals import SIGNALS
+    from codi_agents.critic._signals import SIGNALS
 
     assert set(signals("You must report it within ten days.")) == set(SIGNALS)

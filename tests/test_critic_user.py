@@ -7,12 +7,13 @@ import asyncio
 import pytest
 
 from codi_agents import Conversation, Document, load_flow, load_persona
-from codi_agents.critic import CriticInputs, grounded_user_check, load_calibration
-from codi_agents.critic.signals import grounding_signals
-from codi_agents.critic.user_turns import link_realisation, user_turn_signals
-from codi_agents.passages import Passage
-from codi_agents.record import Turn, UserCheck
-from codi_agents.session import Session
+from codi_agents._record import Turn, UserCheck
+from codi_agents.critic import CriticInputs, load_calibration
+from codi_agents.critic._signals import grounding_signals
+from codi_agents.critic._user_turns import link_realisation, user_turn_signals
+from codi_agents.inputs._passages import Passage
+from codi_agents.simulation._session import Session
+from codi_agents.tasks.grounded_qa import grounded_user_check
 from codi_agents.testing import HashingEmbeddingFunction
 
 PASSAGE = Passage(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from codi_agents import DocumentError, load_document
-from codi_agents.documents import text_document
+from codi_agents.inputs._documents import text_document
 
 
 def minimal_pdf(text: str, *, compress: bool = False) -> bytes:

@@ -12,6 +12,7 @@ import pytest
 from test_export_rundir import INVENTED, RunFacts, build_run_dir
 
 from codi_agents import Conversation, load_persona
+from codi_agents._record import Turn
 from codi_agents.cli import main
 from codi_agents.export import (
     ExportError,
@@ -22,8 +23,7 @@ from codi_agents.export import (
     export_run,
     split_documents,
 )
-from codi_agents.passages import Passage
-from codi_agents.record import Turn
+from codi_agents.inputs._passages import Passage
 
 TRL_COLUMNS = {"prompt", "completion", "chosen", "rejected", "text", "messages"}
 """Columns TRL's trainers interpret; an SFT dataset must carry `messages` and none of the others."""

@@ -22,7 +22,7 @@ from langchain_core.messages import BaseMessage
 
 from codi_agents import Conversation, Document, Settings, load_flow, load_persona
 from codi_agents.export import RunDirectory, RunDirectoryError, TornLineWarning
-from codi_agents.session import Session
+from codi_agents.simulation._session import Session
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
 
 INVENTED = "The fee is exactly 975 dollars, payable only in Paris."

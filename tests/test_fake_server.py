@@ -13,9 +13,9 @@ import pytest
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
-from codi_agents.critic.judge import GroundedJudgement
+from codi_agents.tasks.grounded_qa.judge import GroundedJudgement
 from codi_agents.testing import FakeOpenAIServer, Faults
-from codi_agents.testing.server import example_from_schema
+from codi_agents.testing._server import example_from_schema
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from codi_agents import FlowError, load_flow
-from codi_agents.flows import END, available_flows
-from codi_agents.resources import data_dir
+from codi_agents.inputs._flows import END, available_flows
+from codi_agents.inputs._resources import data_dir
 
 REQUIRED_PHENOMENA = {"coreference", "ellipsis", "clarification request", "topic shift", "abstention", "closing"}
 

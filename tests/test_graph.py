@@ -12,9 +12,9 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from codi_agents import Conversation, Document, Settings, load_flow, load_persona
-from codi_agents.critic.calibration import load_calibration
-from codi_agents.critic.fit import write_calibration
-from codi_agents.session import Session
+from codi_agents.critic._calibration import load_calibration
+from codi_agents.evaluation._fit import write_calibration
+from codi_agents.simulation._session import Session
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
 
 INVENTED = "The fee is exactly 975 dollars, payable only in Paris."

@@ -11,9 +11,9 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from codi_agents import Document, Settings, load_flow, load_persona
-from codi_agents.passages import chunk_document
-from codi_agents.security import injection_markers
-from codi_agents.session import Session
+from codi_agents._security import injection_markers
+from codi_agents.inputs._passages import chunk_document
+from codi_agents.simulation._session import Session
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, scripted_models
 
 DATA = Path(__file__).parent / "data"
@@ -124,7 +124,7 @@ def test_passages_cannot_close_their_own_quotes_or_open_fake_ones(breakout: str)
 
 
 def test_redaction_masks_real_keys_but_not_placeholder_words() -> None:
-    from codi_agents.security import mask_secret, redact
+    from codi_agents._security import mask_secret, redact
 
     key = "sk-proj-abcdef1234567890"
     assert redact(f"Incorrect API key provided: {key}.", [key]) == f"Incorrect API key provided: {mask_secret(key)}."

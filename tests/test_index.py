@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from codi_agents import Document
-from codi_agents.index import PassageIndex
-from codi_agents.passages import chunk_document
+from codi_agents.inputs._passages import chunk_document
+from codi_agents.retrieval._index import PassageIndex
 from codi_agents.testing import HashingEmbeddingFunction
 
 
@@ -51,7 +51,7 @@ def test_a_minilm_index_reopens_from_disk_with_no_embedding_function_given(tmp_p
     """Chroma rebuilds the packaged MiniLM from the collection's stored config: registration works."""
     import chromadb
 
-    from codi_agents.embeddings import MiniLMEmbeddingFunction
+    from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
 
     index = PassageIndex.open(MiniLMEmbeddingFunction(), path=str(tmp_path))
     index.add(document, chunk_document(document))

@@ -22,10 +22,10 @@ import psutil
 import pytest
 
 from codi_agents import Conversation, LocalModelError, Settings, load_document, load_flow, load_persona, simulate
-from codi_agents.embeddings import MiniLMEmbeddingFunction
-from codi_agents.flows import FlowGraph
-from codi_agents.local_server import LocalModelServer, packaged_model_path
-from codi_agents.session import Session
+from codi_agents.inputs._flows import FlowGraph
+from codi_agents.llm._local_server import LocalModelServer, packaged_model_path
+from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
+from codi_agents.simulation._session import Session
 
 pytestmark = pytest.mark.local_model
 
@@ -56,7 +56,7 @@ def llama_servers() -> set[int]:
             cmdline = process.cmdline()
         except psutil.Error:
             continue
-        if "codi_agents._llama_child" in cmdline and str(packaged_model_path()) in cmdline:
+        if "codi_agents.llm._llama_child" in cmdline and str(packaged_model_path()) in cmdline:
             found.add(process.pid)
     return found
 
@@ -149,8 +149,8 @@ def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch, no_stray_serv
         busy.listen()
         taken = busy.getsockname()[1]
         ports = iter([taken])
-        real_free_port = __import__("codi_agents.local_server", fromlist=["free_port"]).free_port
-        monkeypatch.setattr("codi_agents.local_server.free_port", lambda: next(ports, None) or real_free_port())
+        real_free_port = __import__("codi_agents.llm._local_server", fromlist=["free_port"]).free_port
+        monkeypatch.setattr("codi_agents.llm._local_server.free_port", lambda: next(ports, None) or real_free_port())
         with LocalModelServer() as server:
             assert server.port != taken
             assert server.running
@@ -163,8 +163,8 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from codi_agents import Settings
-    from codi_agents.embeddings import MiniLMEmbeddingFunction
-    from codi_agents.session import Session
+    from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
+    from codi_agents.simulation._session import Session
     mode = sys.argv[1]
 
     def run():

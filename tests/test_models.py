@@ -7,7 +7,7 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from codi_agents import ConfigError, load_settings
-from codi_agents.models import build_role_models, needs_local_model, role_instances
+from codi_agents.llm._models import build_role_models, needs_local_model, role_instances
 from codi_agents.testing import ScriptedChatModel
 
 

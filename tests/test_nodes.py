@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from langgraph.runtime import Runtime
 
-from codi_agents import Document, Settings, load_flow, load_persona, nodes
-from codi_agents.prompting import SEEKER_VIEW_CHARS
-from codi_agents.record import RejectedAttempt, Turn, UserCheck, Verdict
-from codi_agents.session import Session
-from codi_agents.state import SimulationState
+from codi_agents import Document, Settings, load_flow, load_persona
+from codi_agents._record import RejectedAttempt, Turn, UserCheck, Verdict
+from codi_agents.simulation import _nodes as nodes
+from codi_agents.simulation._prompting import SEEKER_VIEW_CHARS
+from codi_agents.simulation._session import Session
+from codi_agents.simulation._state import SimulationState
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from codi_agents import Persona, PersonaError, load_persona
-from codi_agents.personas import available_personas
+from codi_agents.inputs._personas import available_personas
 
 
 def test_at_least_eight_distinct_personas_ship_and_load() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from codi_agents.report.language import Dialogue, LanguageAccumulator, compare, near_duplicate_share
-from codi_agents.report.metrics import Reservoir, depends_on_context, distinct_n, question_type, tokens, word_count
-from codi_agents.report.schema import Distribution
+from codi_agents.report._language import Dialogue, LanguageAccumulator, compare, near_duplicate_share
+from codi_agents.report._metrics import Reservoir, depends_on_context, distinct_n, question_type, tokens, word_count
+from codi_agents.report._schema import Distribution
 
 
 def test_tokens_and_word_counts() -> None:

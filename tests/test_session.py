@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from codi_agents import Document, Settings, load_flow, load_persona
-from codi_agents.session import Session
+from codi_agents.simulation._session import Session
 from codi_agents.testing import FakeOpenAIServer, HashingEmbeddingFunction
 
 

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 import codi_agents.tasks as registry
 from codi_agents import Document, Settings, TaskError, simulate
 from codi_agents.cli import main as codi_main
-from codi_agents.critic import GroundedJudgement, grounded_decision, grounded_user_check
 from codi_agents.tasks import ConversationCheck, ConversationDraft, Task, get_task, list_tasks, register_task
+from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
 from codi_agents.tasks.grounded_qa.prompts import PROMPTS
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
 
@@ -74,7 +74,7 @@ def plugin(tmp_path: Path, module: str, source: str, entry_point: str) -> None:
 
 PLUGIN_SOURCE = """
     import sys
-    from codi_agents.critic import GroundedJudgement, grounded_decision, grounded_user_check
+    from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
     from codi_agents.tasks import Task
     from codi_agents.tasks.grounded_qa.prompts import PROMPTS
 
@@ -181,7 +181,7 @@ def test_built_in_tasks_are_imported_only_when_asked_for() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     before, after = result.stdout.strip().splitlines()
-    assert before == "['codi_agents.tasks.base']"
+    assert before == "['codi_agents.tasks._base']"
     assert "codi_agents.tasks.grounded_qa" in after
     assert "codi_agents.tasks.support" not in after
 
@@ -347,9 +347,9 @@ def test_a_task_can_bring_its_own_turn_loop_with_an_extra_node(document: Documen
     from langgraph.graph import StateGraph
     from langgraph.runtime import Runtime
 
-    from codi_agents.context import SimulationContext
-    from codi_agents.graph import on_loop, standard_graph
-    from codi_agents.state import SimulationState
+    from codi_agents.simulation._context import SimulationContext
+    from codi_agents.simulation._graph import on_loop, standard_graph
+    from codi_agents.simulation._state import SimulationState
 
     steps: list[tuple[int, list[str]]] = []
 

@@ -11,11 +11,11 @@ from conftest import load_jsonl_documents
 from langchain_core.messages import BaseMessage
 
 from codi_agents import Conversation, Document, Settings, load_flow, load_persona, simulate
+from codi_agents._record import Turn, Verdict
 from codi_agents.cli import main as codi_main
-from codi_agents.passages import Passage
-from codi_agents.personas import available_personas
-from codi_agents.record import Turn, Verdict
-from codi_agents.resources import data_dir
+from codi_agents.inputs._passages import Passage
+from codi_agents.inputs._personas import available_personas
+from codi_agents.inputs._resources import data_dir
 from codi_agents.tasks import ConversationDraft, get_task
 from codi_agents.tasks.support.rules import (
     STEP_CUE,

@@ -5,9 +5,9 @@ The run directory holds `accepted.jsonl` and `rejected.jsonl` (one `Conversation
 `summary.json` and `index/` (the persistent Chroma collection).
 """
 
-from codi_agents.batch.api import arun, iter_conversations, run
-from codi_agents.batch.config import RunConfig, load_run_config
-from codi_agents.batch.runner import BatchRun
-from codi_agents.batch.store import RunDirectoryError
+from codi_agents.batch._api import arun, iter_conversations, run
+from codi_agents.batch._runner import BatchRun
+from codi_agents.config._run_config import RunConfig, load_run_config
+from codi_agents.rundir._writer import RunDirectoryError
 
 __all__ = ["BatchRun", "RunConfig", "RunDirectoryError", "arun", "iter_conversations", "load_run_config", "run"]

@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from codi_agents.cli.common import known_secrets
+from codi_agents._security import redact
+from codi_agents.cli._common import known_secrets
 from codi_agents.errors import CodiError, UserError
-from codi_agents.security import redact
 
 app = typer.Typer(
     name="codi",
@@ -28,20 +28,22 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from codi_agents.cli import simulate_cmd, tasks_cmd
+    """Add the commands; their modules import the heavy parts, so `codi --help` stays fast."""
+    from codi_agents.cli import (
+        _eval_critic_cmd,
+        _export_cmd,
+        _report_cmd,
+        _run_cmd,
+        _simulate_cmd,
+        _tasks_cmd,
+    )
 
-    app.command("simulate")(simulate_cmd.simulate_command)
-    app.command("tasks")(tasks_cmd.tasks_command)
-    from codi_agents.cli import run_cmd
-
-    app.command("run")(run_cmd.run_command)
-    from codi_agents.cli import export_cmd, report_cmd
-
-    app.command("export")(export_cmd.export_command)
-    app.command("report")(report_cmd.report_command)
-    from codi_agents.cli import eval_critic_cmd
-
-    app.command("eval-critic")(eval_critic_cmd.eval_critic_command)
+    app.command("simulate")(_simulate_cmd.simulate_command)
+    app.command("tasks")(_tasks_cmd.tasks_command)
+    app.command("run")(_run_cmd.run_command)
+    app.command("export")(_export_cmd.export_command)
+    app.command("report")(_report_cmd.report_command)
+    app.command("eval-critic")(_eval_critic_cmd.eval_critic_command)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:

@@ -7,10 +7,10 @@
 report uses it too.
 """
 
-from codi_agents.export.formats import FORMATS, ExportFormat, hf_features
-from codi_agents.export.run_dir import RunDirectory, RunDirectoryError, TornLineWarning, read_conversations
-from codi_agents.export.selection import ExportOptions, conversation_score, split_documents
-from codi_agents.export.write import ExportError, ExportResult, export_run
+from codi_agents.export._formats import FORMATS, ExportFormat, hf_features
+from codi_agents.export._selection import ExportOptions, conversation_score, split_documents
+from codi_agents.export._write import ExportError, ExportResult, export_run
+from codi_agents.rundir._reader import RunDirectory, RunDirectoryError, TornLineWarning, read_conversations
 
 __all__ = [
     "FORMATS",

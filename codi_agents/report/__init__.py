@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from codi_agents.export.run_dir import RunDirectory
-from codi_agents.report.collect import collect_report, prices_from_manifest
-from codi_agents.report.language import Dialogue
-from codi_agents.report.reference import ReferenceError, read_reference
-from codi_agents.report.schema import RunReport
-from codi_agents.security import redact
+from codi_agents._security import redact
+from codi_agents.report._collect import collect_report, prices_from_manifest
+from codi_agents.report._language import Dialogue
+from codi_agents.report._reference import ReferenceError, read_reference
+from codi_agents.report._schema import RunReport
+from codi_agents.rundir._reader import RunDirectory
 
 __all__ = [
     "Dialogue",
@@ -51,7 +51,7 @@ def build_report(
 
 def render_html(report: RunReport) -> str:
     """The report page as a string."""
-    from codi_agents.report.html import render_html as render
+    from codi_agents.report._html import render_html as render
 
     return render(report)
 

@@ -6,10 +6,10 @@
 - `FakeOpenAIServer`: a real OpenAI-compatible HTTP server on 127.0.0.1 with latency and injected `Faults`.
 """
 
-from codi_agents.testing.chat import ScriptedChatModel, ScriptExhaustedError
-from codi_agents.testing.embeddings import HashingEmbeddingFunction
-from codi_agents.testing.scripted import approving_judgement, scripted_assistant, scripted_models, scripted_user
-from codi_agents.testing.server import FakeOpenAIServer, Faults
+from codi_agents.testing._chat import ScriptedChatModel, ScriptExhaustedError
+from codi_agents.testing._embeddings import HashingEmbeddingFunction
+from codi_agents.testing._scripted import approving_judgement, scripted_assistant, scripted_models, scripted_user
+from codi_agents.testing._server import FakeOpenAIServer, Faults
 
 __all__ = [
     "FakeOpenAIServer",

@@ -3,10 +3,12 @@
 Registered through codi's own entry point (`codi_agents.tasks`), exactly as a third-party task is.
 """
 
-from codi_agents.critic.decision import grounded_decision, grounded_user_check
-from codi_agents.critic.judge import GroundedJudgement
-from codi_agents.tasks.base import Task
+from codi_agents.tasks._base import Task
+from codi_agents.tasks.grounded_qa.judge import GroundedJudgement
 from codi_agents.tasks.grounded_qa.prompts import PROMPTS
+from codi_agents.tasks.grounded_qa.rules import grounded_decision, grounded_user_check
+
+__all__ = ["GroundedJudgement", "grounded_decision", "grounded_user_check", "task"]
 
 task = Task(
     name="grounded_qa",

@@ -1,6 +1,6 @@
 """Prompts of the grounded question-answering task. Short on purpose: they must work on a 135M model too."""
 
-from codi_agents.tasks.base import Prompts
+from codi_agents.tasks._base import Prompts
 
 USER_SYSTEM = """You are playing a person who is talking to an assistant about a document. You are the user, never the assistant.
 

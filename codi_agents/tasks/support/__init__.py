@@ -6,8 +6,8 @@ customer turn and per conversation (`rules.py`). Registered through codi's own e
 as a third-party task is.
 """
 
-from codi_agents.resources import data_dir
-from codi_agents.tasks.base import Task
+from codi_agents.inputs._resources import data_dir
+from codi_agents.tasks._base import Task
 from codi_agents.tasks.support.judge import SupportJudgement
 from codi_agents.tasks.support.prompts import PROMPTS
 from codi_agents.tasks.support.rules import (

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from codi_agents.critic.judge import GroundedJudgement
+from codi_agents.tasks.grounded_qa.judge import GroundedJudgement
 
 GoalProgress = Literal["none", "partial", "resolved"]
 

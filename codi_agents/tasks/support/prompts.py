@@ -1,6 +1,6 @@
 """Prompts of the customer-support task. Short on purpose: they must work on a 135M model too."""
 
-from codi_agents.tasks.base import Prompts
+from codi_agents.tasks._base import Prompts
 
 USER_SYSTEM = """You are playing a customer who contacts a support agent to get something done. You are the customer, never the agent.
 

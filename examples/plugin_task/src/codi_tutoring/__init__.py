@@ -8,7 +8,7 @@ fails right here, at import, naming the prompt and the allowed placeholders.
 from pathlib import Path
 
 from codi_agents import Prompts, Task
-from codi_agents.critic import GroundedJudgement, grounded_decision, grounded_user_check
+from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
 
 HERE = Path(__file__).parent
 

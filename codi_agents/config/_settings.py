@@ -1,0 +1,284 @@
+"""Settings: which models to call and how to simulate, from arguments, a config file and the environment.
+
+Precedence, highest first: arguments, the config file (`--config FILE`, or `codi.toml` in the
+working directory), environment variables, defaults. With no endpoint configured anywhere, every
+role uses the embedded local model. Secrets are `SecretStr` and never printed; a config file can
+point at an environment variable instead of holding a key: `api_key = "${MY_KEY}"`.
+
+Environment variables: `CODI_BASE_URL`, `CODI_API_KEY`, `CODI_MODEL` (every role) and
+`CODI_<ROLE>_BASE_URL`, `CODI_<ROLE>_API_KEY`, `CODI_<ROLE>_MODEL` (ROLE = USER, ASSISTANT, CRITIC);
+`OPENAI_BASE_URL` and `OPENAI_API_KEY` stand in for the first two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from codi_agents.errors import ConfigError
+from codi_agents.inputs._resources import describe_validation_error, read_toml
+
+Role = Literal["user", "assistant", "critic"]
+ROLES: tuple[Role, ...] = ("user", "assistant", "critic")
+
+DEFAULT_CONFIG_FILE = "codi.toml"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+"""The model used when only an OpenAI API key is configured."""
+
+ROLE_TEMPERATURES: dict[Role, float] = {"user": 0.8, "assistant": 0.3, "critic": 0.0}
+"""Users vary (diversity), assistants stay close to the passages, the critic is deterministic."""
+
+StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
+AcceptancePolicy = Literal["all_turns", "accepted_prefix"]
+UserMode = Literal["reader", "seeker"]
+UserOutput = Literal["auto", "text", "structured"]
+
+
+class EndpointSettings(BaseModel):
+    """How to reach one OpenAI-compatible chat model. Unset fields inherit from the shared endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(default=None, description="Endpoint URL, e.g. http://localhost:8000/v1.")
+    api_key: SecretStr | None = Field(default=None, description="API key; never written anywhere.")
+    model: str | None = Field(default=None, description="Model name on the endpoint.")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int | None = Field(default=None, ge=1, description="Most tokens per reply.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds before a request times out.")
+    max_retries: int | None = Field(default=None, ge=0, description="Retries of a failed request.")
+    max_concurrency: int | None = Field(default=None, ge=1, description="Requests in flight to this endpoint.")
+    context_window: int | None = Field(default=None, ge=256, description="Model context in tokens, if known.")
+    http_transport: Literal["aiohttp", "httpx"] | None = Field(
+        default=None,
+        description="HTTP transport of the OpenAI client: `aiohttp` (less CPU per request when many are in "
+        "flight; the default of batch runs, which use one event loop and close it at the end) or `httpx` (the "
+        "SDK's own; the default elsewhere, where a session may serve several event loops in turn).",
+    )
+
+    @property
+    def configured(self) -> bool:
+        """True when this points at a remote endpoint rather than the embedded model."""
+        return bool(self.base_url or self.api_key)
+
+    def merged_over(self, base: EndpointSettings) -> EndpointSettings:
+        """These settings with unset fields taken from `base`."""
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+    def describe(self) -> str:
+        """`model @ url` for people and manifests; never the key."""
+        where = self.base_url or ("https://api.openai.com/v1" if self.api_key else "embedded")
+        for credential in url_credentials(self.base_url):
+            where = where.replace(credential, "***")
+        return f"{self.model or '?'} @ {where}"
+
+
+class Settings(BaseModel):
+    """Everything that shapes a simulation. Fields that change output feed `fingerprint()`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: EndpointSettings = Field(default_factory=EndpointSettings, description="Shared by every role.")
+    user: EndpointSettings = Field(default_factory=EndpointSettings, description="User simulator overrides.")
+    assistant: EndpointSettings = Field(default_factory=EndpointSettings, description="Assistant overrides.")
+    critic: EndpointSettings = Field(default_factory=EndpointSettings, description="Critic overrides.")
+    structured_output_method: StructuredOutputMethod = Field(
+        default="function_calling",
+        description="How structured output is requested; `function_calling` works on OpenAI, vLLM, Ollama, llama.cpp.",
+    )
+    task: str = Field(default="grounded_qa", description="The conversational task.")
+    flow: str | None = Field(default=None, description="Flow graph name or path; default: the task's.")
+    user_mode: UserMode = Field(
+        default="reader", description="`reader` sees the document (CoQA); `seeker` sees its title and opening (QuAC)."
+    )
+    user_output: UserOutput = Field(
+        default="auto",
+        description="How the user simulator answers: `text`, or `structured` (a grammar-constrained short message, "
+        "which keeps small models in role); `auto` is structured for the embedded model, text otherwise.",
+    )
+    top_k: int = Field(default=3, ge=1, le=20, description="Passages retrieved per user turn.")
+    chunk_size: int = Field(default=800, ge=100, description="Characters per passage.")
+    chunk_overlap: int = Field(default=100, ge=0, description="Characters shared by neighbouring passages.")
+    max_assistant_retries: int = Field(default=2, ge=0, description="Regenerations of a rejected assistant turn.")
+    max_user_retries: int = Field(default=1, ge=0, description="Regenerations of an out-of-role user turn.")
+    max_parse_retries: int = Field(default=2, ge=0, description="Retries of unparseable structured output.")
+    acceptance: AcceptancePolicy = Field(
+        default="all_turns",
+        description="`all_turns`: accepted when every assistant turn passed; `accepted_prefix`: keep the "
+        "turns before the first failure when they reach the flow's min_turns.",
+    )
+    judge_weight: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Weight of the LLM judge against cheap signals; default: from the critic calibration, "
+        "low for the embedded model, high for a configured endpoint. 0 skips the judge.",
+    )
+    critic_calibration: str | None = Field(
+        default=None,
+        description="A critic calibration TOML, as `codi eval-critic FILE --fit OUT.toml` writes it; default: the "
+        "shipped one. Its content, not its path, enters the fingerprint.",
+    )
+    local_context_window: int = Field(default=4096, ge=512, description="Context of the embedded model.")
+    local_threads: int | None = Field(default=None, ge=1, description="CPU threads of the embedded model.")
+    seed: int = Field(default=0, description="Seed for flow sampling and conversation ids.")
+    max_document_bytes: int = Field(default=5_000_000, ge=1, description="Larger documents are cut or skipped.")
+    oversize: Literal["truncate", "skip"] = Field(default="truncate", description="What to do with larger ones.")
+    chroma_path: str | None = Field(default=None, description="Persist the passage index in this folder.")
+    chroma_url: str | None = Field(default=None, description="Use a Chroma server at this URL instead.")
+
+    def endpoint_for(self, role: Role) -> EndpointSettings:
+        """The endpoint settings of `role`, its own fields over the shared ones."""
+        merged = getattr(self, role).merged_over(self.endpoint)
+        if merged.temperature is None:
+            merged = merged.model_copy(update={"temperature": ROLE_TEMPERATURES[role]})
+        return merged
+
+    @property
+    def uses_embedded_model(self) -> bool:
+        """True when at least one role has no endpoint configured."""
+        return not all(self.endpoint_for(role).configured for role in ROLES)
+
+    def secrets(self) -> list[str]:
+        """Every API key in these settings, for redaction: keys, and credentials written into a `base_url`
+        (`https://user:password@host/v1`, `...?api-key=...`)."""
+        endpoints = [getattr(self, name) for name in ("endpoint", *ROLES)]
+        keys = [endpoint.api_key.get_secret_value() for endpoint in endpoints if endpoint.api_key is not None]
+        return keys + [secret for endpoint in endpoints for secret in url_credentials(endpoint.base_url)]
+
+    def output_affecting(self) -> dict[str, Any]:
+        """The settings that change what is generated (no keys, timeouts or concurrency)."""
+        data = self.model_dump(
+            mode="json",
+            exclude=set(NOT_OUTPUT_AFFECTING),
+        )
+        for role in ROLES:
+            endpoint = self.endpoint_for(role)
+            data[f"{role}_model"] = endpoint.model_dump(
+                mode="json", include={"base_url", "model", "temperature", "max_tokens", "context_window"}
+            )
+        return data
+
+    def fingerprint(self) -> str:
+        """A short hash of `output_affecting()`: equal fingerprints mean equal outputs for equal inputs."""
+        return stable_hash(self.output_affecting())
+
+
+NOT_OUTPUT_AFFECTING = frozenset(
+    {
+        "endpoint",
+        "user",
+        "assistant",
+        "critic",
+        "chroma_path",
+        "chroma_url",
+        "seed",
+        "local_threads",
+        "critic_calibration",
+    }
+)
+"""Settings left out of `output_affecting`: the endpoints enter it role by role, without keys; the session
+hashes the calibration's numbers instead of its path."""
+
+
+_CREDENTIAL_PARAMETERS = re.compile(r"(api[-_]?key|key|token|access[-_]?token|secret|password|sig|signature)$", re.I)
+
+
+def url_credentials(url: str | None) -> list[str]:
+    """Credentials inside a URL: its password (and user:password), and values of key-like query parameters."""
+    if not url:
+        return []
+    parts = urllib.parse.urlsplit(url)
+    found = []
+    if parts.password:
+        found += [parts.password, f"{parts.username}:{parts.password}"]
+    for name, value in urllib.parse.parse_qsl(parts.query):
+        if value and _CREDENTIAL_PARAMETERS.search(name):
+            found.append(value)
+    return found
+
+
+def stable_hash(value: Any, length: int = 16) -> str:
+    """A hex digest of a JSON-serialisable value, independent of dict order."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build `Settings` from overrides, a config file and environment variables, in that precedence.
+
+    `overrides` take top-level fields (`seed=3`, `flow="deep_dive"`) and nested ones as
+    dicts (`critic={"model": "gpt-4o"}`); `None` values are ignored.
+    """
+    env = os.environ if environ is None else environ
+    layers = [_from_environment(env)]
+    path = Path(config_file) if config_file else Path(DEFAULT_CONFIG_FILE)
+    if config_file or path.is_file():
+        layers.append(_expand_env(read_toml(path, ConfigError), env, str(path)))
+    layers.append({key: value for key, value in overrides.items() if value is not None})
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        _deep_merge(merged, layer)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(path if config_file else "settings", exc)) from exc
+    return settings
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    shared = {
+        "base_url": env.get("CODI_BASE_URL") or env.get("OPENAI_BASE_URL"),
+        "api_key": env.get("CODI_API_KEY") or env.get("OPENAI_API_KEY"),
+        "model": env.get("CODI_MODEL"),
+    }
+    layer["endpoint"] = {key: value for key, value in shared.items() if value}
+    for role in ROLES:
+        prefix = f"CODI_{role.upper()}_"
+        own = {field: env.get(prefix + field.upper()) for field in ("base_url", "api_key", "model")}
+        if any(own.values()):
+            layer[role] = {key: value for key, value in own.items() if value}
+    return layer
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any, env: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, dict):
+        return {key: _expand_env(item, env, where) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(item, env, where) for item in value]
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(f"{where}: refers to environment variable {name}, which is not set. Set it.")
+            return env[name]
+
+        return _ENV_REFERENCE.sub(substitute, value)
+    return value
+
+
+def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        elif isinstance(value, Mapping):
+            into[key] = dict(value)
+        else:
+            into[key] = value

@@ -1,0 +1,195 @@
+"""Cheap grounding signals of an assistant turn: computed for every turn, with no chat model.
+
+- lexical support: the share of the reply's content words (overall, and in its worst sentence)
+  and of its adjacent word pairs that occur in no passage, and counts of numbers and names that
+  occur in no passage: strong, model-free evidence of invention;
+- embedding support: for each reply sentence, its best cosine with any passage sentence under
+  the packaged MiniLM (min and mean over the reply); passage-sentence vectors are cached;
+- behaviour: abstention ("the document does not say"), personal experiences and opinions an
+  assistant cannot ground, questions asked back instead of answering, and echoes of
+  instructions injected into passages;
+- answerability: how well the passages cover the user's question (lexically and by embedding).
+
+Each signal is a float named in `SIGNALS`, so calibration can weigh it and a verdict can show it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+from codi_agents._security import injection_markers
+from codi_agents.critic._similarity import Embed, best_similarities, sentence_vectors
+from codi_agents.critic._text import (
+    STOPWORDS,
+    content_words,
+    names,
+    numbers,
+    sentences,
+    stem,
+    words_of,
+)
+from codi_agents.inputs._passages import Passage
+
+__all__ = [
+    "SIGNALS",
+    "STOPWORDS",
+    "Embed",
+    "content_words",
+    "grounding_signals",
+    "injection_echo",
+    "names",
+    "numbers",
+    "sentences",
+    "stem",
+]
+
+COUNT_CAP = 3.0
+"""Counts (novel numbers, names, personal claims) are capped, so a long list cannot swamp the other signals."""
+PAIR_WINDOW = 3
+"""Two content words count as a supported pair when a passage has them at most this many content words apart."""
+
+SIGNALS = {
+    "answer_words": "content words in the reply",
+    "unsupported_share": "share of the reply's content words found in no passage",
+    "unsupported_outside_question": "the same, not counting words the user's message used",
+    "max_sentence_unsupported": "the highest unsupported share of any reply sentence with two or more content words",
+    "unsupported_pairs": "share of adjacent content-word pairs of the reply that no passage has close together",
+    "novel_numbers": "numbers in the reply found in no passage (capped at 3)",
+    "novel_names": "capitalised names in the reply found in no passage (capped at 3)",
+    "personal_claims": "first-person experiences or opinions the passages do not themselves state (capped at 3)",
+    "asks_back": "share of the reply's content words that sit in questions to the user",
+    "abstains": "1 when the reply says the document does not give the answer",
+    "question_overlap": "share of the user's content words the reply takes up",
+    "question_coverage": "share of the user's content words found in the passages",
+    "injection_echo": "1 when the reply repeats what only an instruction injected into a passage asks for",
+    "min_similarity": "lowest, over reply sentences, of the best cosine with a passage sentence (MiniLM)",
+    "mean_similarity": "mean, over reply sentences, of the best cosine with a passage sentence",
+    "question_support": "best cosine of the user's message with a passage sentence",
+}
+"""Every grounding signal with what it measures (similarity signals need an embedding function)."""
+
+ABSTENTION = re.compile(
+    r"\b(do(es)?(n't| not) (say|mention|specify|state|include|cover|tell|provide|give|contain|explain|list"
+    r"|address|answer)"
+    r"|(is|are)(n't| not) (mentioned|specified|stated|covered|included|given|listed|provided|described|clear"
+    r"|in the (document|passages?|text))"
+    r"|no (information|details?|mention)|not (mentioned|specified|stated|covered)"
+    r"|(can(not|'t)|could(n't| not)|unable to) (find|answer|tell|say|determine)"
+    r"|i (don't|do not) (know|have (that|this|enough|any) information)"
+    r"|(document|passages?|text|page|article) (is silent|says nothing|has no|gives no|does not))",
+    re.IGNORECASE,
+)
+PERSONAL_CLAIM = re.compile(
+    r"\b(i (love|like|hate|enjoy|prefer|think|believe|guess|feel|remember|watched|saw|wish|hope|want|need"
+    r"|have (seen|been|had|never|heard|used|watched|read|played|to)|had|went|used to|grew up|play|played|own|live"
+    r"|read|am (a|not|so|really|glad|sure|from))"
+    r"|i'm (a|not|so|really|glad|sure|guilty|from)"
+    r"|i've|me too|my (favou?rite|family|friends?|mom|dad|mother|father|wife|husband|kids?|son|daughter|house"
+    r"|dog|cat|opinion|experience))\b",
+    re.IGNORECASE,
+)
+_APOSTROPHE_SPACE = re.compile(r"\s+'\s*")
+_DOTTED = re.compile(r"\S+\.\S+")
+
+
+def grounding_signals(answer: str, passages: Sequence[Passage], question: str, embed: Embed | None) -> dict[str, float]:
+    """Signals of how well `answer` is supported by `passages`; see `SIGNALS` for each name."""
+    evidence = "\n".join(passage.text for passage in passages)
+    evidence_words = set(content_words(evidence))
+    answer_words = content_words(answer)
+    question_words = set(content_words(question))
+    unsupported = [word for word in answer_words if word not in evidence_words]
+    normalised = _APOSTROPHE_SPACE.sub("'", answer)
+    signals = {
+        "answer_words": float(len(answer_words)),
+        "unsupported_share": _share(len(unsupported), len(answer_words)),
+        "unsupported_outside_question": _share(
+            sum(1 for word in unsupported if word not in question_words), len(answer_words)
+        ),
+        "max_sentence_unsupported": _worst_sentence(answer, evidence_words),
+        "unsupported_pairs": _unsupported_pairs(answer_words, evidence),
+        "novel_numbers": min(float(len(numbers(answer) - numbers(evidence))), COUNT_CAP),
+        "novel_names": min(float(len(names(answer) - words_of(evidence))), COUNT_CAP),
+        "personal_claims": min(float(_personal_claims(normalised, evidence)), COUNT_CAP),
+        "asks_back": _question_share(answer, len(answer_words)),
+        "abstains": 1.0 if ABSTENTION.search(normalised) else 0.0,
+        "question_overlap": _share(len(question_words & set(answer_words)), len(question_words)),
+        "question_coverage": _share(len(question_words & evidence_words), len(question_words)),
+        "injection_echo": injection_echo(answer, passages),
+    }
+    signals.update(similarity_signals(answer, evidence, question, embed))
+    return {name: round(value, 4) for name, value in signals.items()}
+
+
+def similarity_signals(answer: str, evidence: str, question: str, embed: Embed | None) -> dict[str, float]:
+    """Best cosine of each answer sentence against the passage sentences: min and mean over the answer."""
+    answer_sentences = sentences(answer)
+    evidence_sentences = sentences(evidence)
+    if embed is None or not answer_sentences or not evidence_sentences:
+        return {}
+    vectors = sentence_vectors(embed)
+    best = best_similarities(vectors, answer_sentences, evidence_sentences)
+    signals = {"min_similarity": float(best.min()), "mean_similarity": float(best.mean())}
+    if question.strip():
+        signals["question_support"] = float(best_similarities(vectors, [question.strip()], evidence_sentences)[0])
+    return signals
+
+
+def injection_echo(answer: str, passages: Sequence[Passage]) -> float:
+    """1.0 when the answer repeats what only an injected instruction in a passage asks for, or itself injects.
+
+    The payload is what the instruction-like sentences of suspicious passages say and the rest of
+    the passages do not (words and dotted tokens such as URLs); ordinary imperative text such as
+    "Submit the form within 10 days" is not instruction-like, so it raises nothing.
+    """
+    if injection_markers(answer):
+        return 1.0
+    if not any(passage.suspicious for passage in passages):
+        return 0.0
+    clean_words: set[str] = set()
+    payload: set[str] = set()
+    for passage in passages:
+        for sentence in sentences(passage.text):
+            words = set(content_words(sentence)) | set(_DOTTED.findall(sentence.lower()))
+            (payload if injection_markers(sentence) else clean_words).update(words)
+    payload -= clean_words
+    answer_words = set(content_words(answer)) | set(_DOTTED.findall(answer.lower()))
+    return 1.0 if payload & answer_words else 0.0
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _personal_claims(answer: str, evidence: str) -> int:
+    quoted = _APOSTROPHE_SPACE.sub("'", evidence).lower()
+    return sum(1 for match in PERSONAL_CLAIM.finditer(answer) if match.group().lower() not in quoted)
+
+
+def _question_share(answer: str, total: int) -> float:
+    asked = sum(len(content_words(sentence)) for sentence in sentences(answer) if sentence.rstrip().endswith("?"))
+    return _share(asked, total) if total else (1.0 if "?" in answer else 0.0)
+
+
+def _worst_sentence(answer: str, evidence_words: set[str]) -> float:
+    worst = 0.0
+    for sentence in sentences(answer) or [answer]:
+        words = content_words(sentence)
+        if len(words) >= 2:
+            worst = max(worst, _share(sum(1 for word in words if word not in evidence_words), len(words)))
+    return worst
+
+
+def _unsupported_pairs(answer_words: list[str], evidence: str) -> float:
+    pairs = list(itertools.pairwise(answer_words))
+    if not pairs:
+        return 0.0
+    near: set[frozenset[str]] = set()
+    for sentence in sentences(evidence) or [evidence]:
+        words = content_words(sentence)
+        for i, word in enumerate(words):
+            for other in words[i + 1 : i + 1 + PAIR_WINDOW]:
+                near.add(frozenset((word, other)))
+    return _share(sum(1 for pair in pairs if frozenset(pair) not in near and pair[0] != pair[1]), len(pairs))

@@ -1,0 +1,324 @@
+"""Measure the critic against human judgements: exactly the critic that simulation runs, on labelled items.
+
+Each item becomes one critic pass (`assess_exchange` with the task's rules): its knowledge is the
+passages, its history the conversation, its response the assistant turn, on a neutral answerable
+link. A rejected turn counts as "unfaithful". The judge is chosen as a `Session` chooses it: the
+embedded model unless an endpoint is configured for the critic (or a chat model is given), with the
+judge weight from the settings or the calibration; a weight of 0 skips the judge and starts no model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from codi_agents._record import Turn, Verdict
+from codi_agents._security import injection_markers
+from codi_agents.config._settings import ROLES, Settings
+from codi_agents.critic._assess import assess_exchange
+from codi_agents.critic._calibration import Calibration, item_digest, load_calibration
+from codi_agents.critic._similarity import Embed
+from codi_agents.evaluation._labelled import BadLine, LabelledItem, read_labelled
+from codi_agents.evaluation._metrics import Metrics
+from codi_agents.inputs._documents import Document
+from codi_agents.inputs._flows import Link
+from codi_agents.inputs._passages import Passage
+from codi_agents.inputs._personas import Persona
+from codi_agents.llm._calls import RoleModel
+from codi_agents.simulation._prompting import PromptContext
+from codi_agents.tasks import get_task
+from codi_agents.tasks._base import Task
+
+EVALUATION_LINK = Link(
+    kind="answerable",
+    instruction="Continue the conversation about the passage.",
+    assistant_guidance="Reply from the passages only.",
+)
+"""Labelled items carry no flow: each reply is judged as an answerable turn that must rest on the passages."""
+EVALUATION_PERSONA = Persona(
+    name="evaluation_user",
+    description="A person talking with an assistant about a passage.",
+    goals=["learn what the passage says"],
+    expertise="none in particular",
+    style="casual",
+)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The critic's decision on one labelled item."""
+
+    id: str
+    group: str
+    label: str
+    rejected: bool
+    verdict: Verdict
+    seconds: float
+    fitted: bool
+    """The item was among those the calibration was fitted on."""
+
+    @property
+    def correct(self) -> bool:
+        """The critic agreed with people."""
+        return self.rejected == (self.label == "unfaithful")
+
+
+@dataclass
+class EvaluationReport:
+    """Everything `codi eval-critic` prints, for people and (`as_dict`) for machines."""
+
+    file: str
+    critic: str
+    judge_weight: float
+    calibration: str
+    results: list[ItemResult]
+    skipped: list[BadLine] = field(default_factory=list)
+
+    @property
+    def overall(self) -> Metrics:
+        """Metrics over every evaluated item."""
+        return _metrics(self.results)
+
+    @property
+    def held_out(self) -> Metrics | None:
+        """Metrics over the items the calibration was not fitted on, when some of the items were fitted on."""
+        if not any(result.fitted for result in self.results):
+            return None
+        return _metrics([result for result in self.results if not result.fitted])
+
+    @property
+    def fitted(self) -> Metrics | None:
+        """Metrics over the items the calibration was fitted on, if any."""
+        fitted = [result for result in self.results if result.fitted]
+        return _metrics(fitted) if fitted else None
+
+    @property
+    def by_group(self) -> dict[str, Metrics]:
+        """Metrics per source (`source/meta.data_source`)."""
+        groups = sorted({result.group for result in self.results})
+        return {group: _metrics([r for r in self.results if r.group == group]) for group in groups}
+
+    @property
+    def median_ms(self) -> float:
+        """Median wall time of one critic pass, in milliseconds."""
+        return statistics.median(r.seconds for r in self.results) * 1000 if self.results else 0.0
+
+    @property
+    def rejections(self) -> dict[str, int]:
+        """How many items were rejected for each reason."""
+        return dict(Counter(r.verdict.rejection or "accepted" for r in self.results).most_common())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data, per-item decisions included."""
+        held_out, fitted = self.held_out, self.fitted
+        return {
+            "file": self.file,
+            "critic": self.critic,
+            "judge_weight": self.judge_weight,
+            "calibration": self.calibration,
+            "items": len(self.results),
+            "skipped_lines": [{"line": bad.line, "error": bad.error} for bad in self.skipped],
+            "overall": self.overall.as_dict(),
+            "held_out": held_out.as_dict() if held_out else None,
+            "fitted": fitted.as_dict() if fitted else None,
+            "by_source": {group: metrics.as_dict() for group, metrics in self.by_group.items()},
+            "median_ms_per_item": round(self.median_ms, 2),
+            "rejections": self.rejections,
+            "results": [
+                {
+                    "id": r.id,
+                    "source": r.group,
+                    "label": r.label,
+                    "predicted": "unfaithful" if r.rejected else "faithful",
+                    "rejection": r.verdict.rejection,
+                    "score": r.verdict.score,
+                    "ms": round(r.seconds * 1000, 2),
+                    "fitted": r.fitted,
+                    "decided_by": r.verdict.decided_by,
+                    "reasons": r.verdict.reasons,
+                    "signals": r.verdict.signals,
+                    "judge": r.verdict.judge,
+                }
+                for r in self.results
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class CriticChoice:
+    """The judge a run would use, and its weight: None and 0 when the judge is skipped."""
+
+    model: RoleModel | None
+    judge_weight: float
+    description: str
+
+
+@contextmanager
+def open_critic(
+    settings: Settings, calibration: Calibration, critic_model: BaseChatModel | None = None
+) -> Iterator[CriticChoice]:
+    """The critic's judge chosen as a `Session` chooses it; starts the embedded model only if it is needed."""
+    from codi_agents.llm._models import build_role_models
+
+    local = critic_model is None and not settings.endpoint_for("critic").configured
+    weight = settings.judge_weight
+    if weight is None:
+        weight = calibration.judge_weight_embedded if local else calibration.judge_weight_remote
+    if weight <= 0:
+        yield CriticChoice(None, 0.0, "no judge (signals only)")
+        return
+    if critic_model is not None:
+        models = build_role_models(settings, dict.fromkeys(ROLES, critic_model))
+        yield CriticChoice(models["critic"], weight, f"{models['critic'].name} (given)")
+        return
+    if not local:
+        critic = settings.endpoint_for("critic")
+        only_critic = settings.model_copy(update={"user": critic, "assistant": critic})
+        models = build_role_models(only_critic, {})
+        yield CriticChoice(models["critic"], weight, critic.describe())
+        return
+    from codi_agents.llm._local_server import LocalModelServer
+
+    with LocalModelServer(context_window=settings.local_context_window, threads=settings.local_threads) as server:
+        models = build_role_models(
+            settings,
+            {},
+            local_url=server.base_url,
+            local_model_name=server.model_name,
+            local_context_window=settings.local_context_window,
+        )
+        yield CriticChoice(models["critic"], weight, f"{server.model_name} @ embedded")
+
+
+def item_context(item: LabelledItem, task: Task) -> PromptContext:
+    """The critic's view of a labelled item: knowledge as passages, history as the conversation."""
+    passages = [
+        Passage(
+            id=f"{item.id}::{index}",
+            doc_id=item.id,
+            index=index,
+            text=text,
+            flags=[f"possible_injection:{marker}" for marker in injection_markers(text)],
+        )
+        for index, text in enumerate(item.knowledge)
+    ]
+    earlier = item.history[:-1]
+    roles = ["user" if (len(earlier) - i) % 2 == 0 else "assistant" for i in range(len(earlier))]
+    context = PromptContext(
+        task=task,
+        document=Document(id=item.id, title=str(item.meta.get("title", "")), text="\n\n".join(item.knowledge)),
+        persona=EVALUATION_PERSONA,
+        link_name="evaluation",
+        link=EVALUATION_LINK,
+        history=[Turn(role=role, content=text) for role, text in zip(roles, earlier, strict=True)],  # type: ignore[arg-type]
+        turn_number=len(earlier) // 2,
+    )
+    context.passages = passages
+    context.question = item.history[-1] if item.history else ""
+    context.answer = item.response
+    return context
+
+
+async def evaluate_items(
+    items: Sequence[LabelledItem],
+    *,
+    task: Task,
+    calibration: Calibration,
+    critic: CriticChoice,
+    embed: Embed | None,
+    parse_retries: int = 2,
+    concurrency: int = 1,
+) -> list[ItemResult]:
+    """Run the critic on every item (at most `concurrency` at a time), in input order."""
+    fitted = set(calibration.fit_items)
+    gate = asyncio.Semaphore(max(concurrency, 1))
+
+    async def one(item: LabelledItem) -> ItemResult:
+        async with gate:
+            started = time.perf_counter()
+            assessment = await assess_exchange(
+                item_context(item, task),
+                critic=critic.model,
+                calibration=calibration,
+                judge_weight=critic.judge_weight,
+                embed=embed,
+                parse_retries=parse_retries,
+            )
+            seconds = time.perf_counter() - started
+        return ItemResult(
+            id=item.id,
+            group=item.group,
+            label=item.label,
+            rejected=not assessment.verdict.accepted,
+            verdict=assessment.verdict,
+            seconds=seconds,
+            fitted=item_digest(item.id) in fitted,
+        )
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+def evaluate_file(
+    path: Path,
+    settings: Settings,
+    *,
+    critic_model: BaseChatModel | None = None,
+    embedding_function: Embed | None = None,
+    calibration: Calibration | None = None,
+    limit: int | None = None,
+    concurrency: int = 1,
+) -> EvaluationReport:
+    """Read a labelled JSONL file and measure the critic on it (the first `limit` usable items if given)."""
+    items, skipped = read_labelled(path)
+    if limit is not None:
+        items = items[:limit]
+    calibration = calibration or load_calibration(settings.critic_calibration)
+    task = get_task(settings.task)
+    if embedding_function is None:
+        from codi_agents.retrieval._embeddings import default_embedding_function
+
+        embedding_function = default_embedding_function()
+    with open_critic(settings, calibration, critic_model) as critic:
+        results = asyncio.run(
+            _evaluate_and_close(
+                items,
+                task=task,
+                calibration=calibration,
+                critic=critic,
+                embed=embedding_function,
+                parse_retries=settings.max_parse_retries,
+                concurrency=concurrency,
+            )
+        )
+    return EvaluationReport(
+        file=str(path),
+        critic=critic.description,
+        judge_weight=critic.judge_weight,
+        calibration=calibration.version,
+        results=results,
+        skipped=skipped,
+    )
+
+
+async def _evaluate_and_close(
+    items: Sequence[LabelledItem], *, critic: CriticChoice, **kwargs: Any
+) -> list[ItemResult]:
+    """`evaluate_items`, then the judge's HTTP connections closed on the loop that opened them."""
+    try:
+        return await evaluate_items(items, critic=critic, **kwargs)
+    finally:
+        if critic.model is not None:
+            await critic.model.aclose()
+
+
+def _metrics(results: Sequence[ItemResult]) -> Metrics:
+    return Metrics.from_pairs((r.label == "unfaithful", r.rejected) for r in results)

@@ -1,0 +1,1 @@
+"""codi_agents.llm."""

@@ -1,0 +1,327 @@
+"""Calling a role's chat model: bounded retries, per-endpoint concurrency, timeouts and token accounting.
+
+Every model request in codi goes through `RoleModel`. Transient failures (429, 5xx, timeouts,
+dropped connections) are retried with tenacity, honouring `Retry-After` and backing off with
+jitter; a 429 also halves the endpoint's concurrency (once per burst) and holds back the endpoint's
+new requests for the `Retry-After` time. Other 4xx answers are not retried: they
+raise `RequestRejectedError`. Structured output that does not parse is asked for again a bounded
+number of times and then returned as a failure with the raw outputs, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import inspect
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import httpx
+import openai
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import BaseModel
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from codi_agents._record import Usage
+from codi_agents.config._settings import Role, StructuredOutputMethod
+from codi_agents.errors import RunError, ServerUnavailableError
+from codi_agents.llm._limits import AdaptiveLimiter, EndpointStats, HealthWatch
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+DEFAULT_TIMEOUT_SECONDS = 120.0
+DEFAULT_MAX_RETRIES = 4
+MAX_RETRY_AFTER_SECONDS = 120.0
+
+
+class EndpointDownError(ServerUnavailableError):
+    """Most recent requests to an endpoint failed over a sustained period: the run should stop."""
+
+
+class RequestRejectedError(RunError):
+    """The server refused a request in a way retrying cannot fix (a 4xx other than 408, 409 or 429)."""
+
+
+@dataclass
+class Endpoint:
+    """Shared by every role that talks to the same server: its limiter, health and counters."""
+
+    key: str
+    limiter: AdaptiveLimiter
+    health: HealthWatch = field(default_factory=HealthWatch)
+    stats: EndpointStats = field(default_factory=EndpointStats)
+
+
+@dataclass
+class ChatResult:
+    """A plain-text reply."""
+
+    text: str
+    usage: Usage
+    message: AIMessage
+
+
+@dataclass
+class StructuredResult(Generic[SchemaT]):
+    """A structured reply, or the raw outputs of every attempt when none parsed."""
+
+    parsed: SchemaT | None
+    usage: Usage
+    raw_outputs: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class RoleModel:
+    """One role's chat model with the call discipline above."""
+
+    def __init__(
+        self,
+        role: Role,
+        chat: BaseChatModel,
+        endpoint: Endpoint,
+        *,
+        name: str | None = None,
+        method: StructuredOutputMethod = "function_calling",
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        context_window: int | None = None,
+        max_tokens: int | None = None,
+        owns_client: bool = False,
+    ) -> None:
+        self.role = role
+        self.chat = chat
+        self.endpoint = endpoint
+        self.name = name or model_name(chat)
+        self.method = method
+        self.timeout = timeout or DEFAULT_TIMEOUT_SECONDS
+        self.max_retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+        self.context_window = context_window
+        self.max_tokens = max_tokens
+        self.owns_client = owns_client
+        self._structured: dict[type[BaseModel], Any] = {}
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of a chat model codi built (a model passed in belongs to its owner)."""
+        if not self.owns_client:
+            return
+        for attribute in ("root_async_client", "root_client"):
+            client = getattr(self.chat, attribute, None)
+            close = getattr(client, "close", None)
+            if close is None:
+                continue
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
+    async def complete(self, messages: Sequence[BaseMessage]) -> ChatResult:
+        """The model's text reply to `messages`."""
+        message = await self._call(self.chat, messages)
+        usage = usage_of(message)
+        self._count_tokens(usage)
+        return ChatResult(text=message_text(message), usage=usage, message=message)
+
+    async def structured(
+        self, schema: type[SchemaT], messages: Sequence[BaseMessage], *, parse_retries: int
+    ) -> StructuredResult[SchemaT]:
+        """A `schema` instance from the model, asking again up to `parse_retries` times if it does not parse."""
+        runnable = self._structured.get(schema)
+        if runnable is None:
+            runnable = self.chat.with_structured_output(schema, method=self.method, include_raw=True)
+            self._structured[schema] = runnable
+        usage = Usage()
+        raw_outputs: list[str] = []
+        error = "no output"
+        for _ in range(parse_retries + 1):
+            result = await self._call(runnable, messages)
+            raw = result.get("raw") if isinstance(result, dict) else None
+            if isinstance(raw, AIMessage):
+                usage = usage + usage_of(raw)
+                self._count_tokens(usage_of(raw))
+                raw_outputs.append(raw_output_text(raw))
+            parsed = result.get("parsed") if isinstance(result, dict) else result
+            if isinstance(parsed, schema):
+                return StructuredResult(parsed=parsed, usage=usage, raw_outputs=raw_outputs)
+            problem = result.get("parsing_error") if isinstance(result, dict) else None
+            error = f"unparseable {schema.__name__}: {problem or 'no structured output in the reply'}"
+        return StructuredResult(parsed=None, usage=usage, raw_outputs=raw_outputs, error=error)
+
+    async def _call(self, runnable: Any, messages: Sequence[BaseMessage]) -> Any:
+        endpoint = self.endpoint
+        if (last_answer := endpoint.health.failing()) is not None:
+            raise EndpointDownError(
+                f"Most requests to {endpoint.key} have failed for a while; the last answer was: {last_answer}. "
+                "Check the server, then resume the run."
+            )
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=_wait_for_server,
+            retry=retry_if_exception(is_transient),
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    async with endpoint.limiter.slot():
+                        endpoint.stats.requests += 1
+                        try:
+                            async with asyncio.timeout(self.timeout):
+                                result = await runnable.ainvoke(list(messages))
+                        except Exception as exc:
+                            if says_server_is_down(exc):
+                                endpoint.health.record(False, describe_failure(exc))
+                            raise
+                    endpoint.health.record(True)
+                    endpoint.limiter.record_success()
+                    return result
+        except Exception as exc:
+            endpoint.stats.errors += 1
+            if is_transient(exc):
+                raise ServerUnavailableError(
+                    f"The {self.role} model ({self.name}) did not answer after {self.max_retries + 1} attempts: "
+                    f"{describe_failure(exc)}. Check that the server at {endpoint.key} is up and reachable."
+                ) from exc
+            if _status_code(exc) is not None:
+                raise RequestRejectedError(
+                    f"The {self.role} model ({self.name}) refused the request: {describe_failure(exc)}"
+                ) from exc
+            raise
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        self.endpoint.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and _status_code(exc) == 429:
+            self.endpoint.stats.rate_limited += 1
+            self.endpoint.limiter.record_rate_limited()
+            if (asked := retry_after_seconds(exc)) is not None:
+                self.endpoint.limiter.pause(asked)  # the whole endpoint waits, not only this request
+
+    def _count_tokens(self, usage: Usage) -> None:
+        self.endpoint.stats.input_tokens += usage.input_tokens
+        self.endpoint.stats.output_tokens += usage.output_tokens
+
+
+def model_name(chat: BaseChatModel) -> str:
+    """A readable name for any chat model."""
+    for attribute in ("model_name", "model", "model_id"):
+        value = getattr(chat, attribute, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(chat).__name__
+
+
+def message_text(message: AIMessage) -> str:
+    """The text content of a reply, whatever shape the content has."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = [part.get("text", "") if isinstance(part, dict) else str(part) for part in content]
+    return "".join(parts)
+
+
+def raw_output_text(message: AIMessage) -> str:
+    """What the model actually produced: tool-call arguments if any, else its text."""
+    if message.tool_calls:
+        return json.dumps(message.tool_calls[0].get("args", {}), ensure_ascii=False)
+    if message.invalid_tool_calls:
+        return str(message.invalid_tool_calls[0].get("args") or "")
+    return message_text(message)
+
+
+def usage_of(message: AIMessage) -> Usage:
+    """Token usage reported with a reply (estimated from characters when the server reports none)."""
+    metadata = message.usage_metadata
+    if metadata:
+        return Usage(requests=1, input_tokens=metadata["input_tokens"], output_tokens=metadata["output_tokens"])
+    return Usage(requests=1, output_tokens=max(1, len(raw_output_text(message)) // 4))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: rate limits, server errors, timeouts, dropped connections."""
+    status = _status_code(exc)
+    if status is not None:
+        return status in (408, 409, 429) or status >= 500
+    # isinstance, not class names: langchain-openai >= 1.1 re-raises openai's errors as its own subclasses
+    return isinstance(exc, TimeoutError | ConnectionError | openai.APIConnectionError | httpx.TransportError)
+
+
+def says_server_is_down(exc: BaseException) -> bool:
+    """True for failures that count towards stopping a run: 5xx, timeouts, dropped connections.
+
+    A 429 means the server is up and busy (a long `Retry-After` storm is waited out, never a reason
+    to stop); other 4xx answers are about one request, not the server."""
+    return is_transient(exc) and _status_code(exc) not in (408, 409, 429)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A one-line description of a failed request: status code and message, and for a failure without an
+    HTTP answer what lies under it (a transport may report a refused connection as a timeout)."""
+    status = _status_code(exc)
+    if status is not None:
+        return f"HTTP {status}: {_first_line(exc)}"
+    described = f"{type(exc).__name__}: {_first_line(exc)}"
+    root = exc
+    for _ in range(MAX_CAUSES):
+        below = root.__cause__ or root.__context__
+        if below is None:
+            break
+        root = below
+    if root is not exc:
+        described += f" (caused by {type(root).__name__}: {_first_line(root)})"
+    return described
+
+
+MAX_CAUSES = 8
+"""How deep `describe_failure` follows an exception's causes."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def retry_after_seconds(exc: BaseException | None) -> float | None:
+    """The delay a server asked for in `Retry-After` (seconds or HTTP date) or `retry-after-ms`."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    if (milliseconds := headers.get("retry-after-ms")) is not None:
+        try:
+            return min(float(milliseconds) / 1000, MAX_RETRY_AFTER_SECONDS)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_SECONDS)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return None if parsed is None else min(max(parsed.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+_backoff = wait_exponential_jitter(multiplier=0.5, max=30.0)
+
+
+def _wait_for_server(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    asked = retry_after_seconds(exc)
+    if asked is not None:
+        return asked + random.uniform(0, 0.1 * asked + 0.05)
+    return _backoff(state)
+
+
+def _status_code(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None

@@ -1,0 +1,283 @@
+"""A session: the resources many conversations share, opened once and closed once.
+
+Models per role (and the embedded server when a role needs it), the passage index, the compiled
+graph and the critic's calibration. `simulate` opens a session for one conversation; a batch run
+opens one for the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from chromadb.api.types import Documents, EmbeddingFunction
+
+from codi_agents._record import Conversation
+from codi_agents._security import redact
+from codi_agents._version import __version__
+from codi_agents.config._settings import ROLES, Role, Settings, stable_hash
+from codi_agents.critic._calibration import Calibration, load_calibration
+from codi_agents.inputs._documents import DOCUMENT_NOTES, Document
+from codi_agents.inputs._flows import FlowGraph
+from codi_agents.inputs._passages import Passage, chunk_document
+from codi_agents.inputs._personas import Persona
+from codi_agents.llm._calls import RoleModel, model_name
+from codi_agents.llm._local_server import MODEL_ALIAS, LocalModelServer
+from codi_agents.llm._models import ModelsArgument, build_role_models, needs_local_model, role_instances
+from codi_agents.retrieval._index import PassageIndex
+from codi_agents.simulation._context import SimulationContext
+from codi_agents.simulation._graph import build_graph, recursion_limit
+from codi_agents.simulation._state import SimulationInput
+from codi_agents.tasks import get_task
+from codi_agents.tasks._base import Task
+
+
+class Session:
+    """Shared resources for simulating conversations; use as a context manager (sync or async)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        models: ModelsArgument = None,
+        embedding_function: EmbeddingFunction[Documents] | None = None,
+        calibration: Calibration | None = None,
+        task: Task | str | None = None,
+        local_server_url: str | None = None,
+    ) -> None:
+        """`local_server_url` points the embedded roles at an embedded server another process started
+        (a batch run's workers share the parent's) instead of starting one."""
+        self.settings = settings or Settings()
+        self.task = task if isinstance(task, Task) else get_task(task or self.settings.task)
+        self.calibration = calibration or load_calibration(self.settings.critic_calibration)
+        self._instances = role_instances(models)
+        self._embedding_function = embedding_function
+        self.server: LocalModelServer | None = None
+        self._local_server_url = local_server_url
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.context: SimulationContext | None = None
+        self.index: PassageIndex | None = None
+        self._graph: Any = None
+
+    def open(self) -> Session:
+        """Start the embedded model if a role needs it, build the models, open the index, compile the graph."""
+        if self.context is not None:
+            return self
+        if needs_local_model(self.settings, self._instances) and self._local_server_url is None:
+            self.server = LocalModelServer(
+                context_window=self.settings.local_context_window, threads=self.settings.local_threads
+            )
+            self.server.start()
+        try:
+            models = self._build_models()
+            if self._embedding_function is None:
+                from codi_agents.retrieval._embeddings import default_embedding_function
+
+                self._embedding_function = default_embedding_function()
+            self.index = PassageIndex.open(
+                self._embedding_function, path=self.settings.chroma_path, url=self.settings.chroma_url
+            )
+            embedded_roles = frozenset(
+                role
+                for role in ROLES
+                if role not in self._instances and not self.settings.endpoint_for(role).configured
+            )
+            judge_weight = self.settings.judge_weight
+            if judge_weight is None and "critic" in embedded_roles:
+                judge_weight = self.calibration.judge_weight_embedded
+            elif judge_weight is None:
+                judge_weight = self.calibration.judge_weight_remote
+            self.context = SimulationContext(
+                task=self.task,
+                settings=self.settings,
+                models=models,
+                index=self.index,
+                calibration=self.calibration,
+                judge_weight=judge_weight,
+                embed=self._embedding_function,
+                embedded_roles=embedded_roles,
+            )
+            self._graph = build_graph(self.task)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _build_models(self) -> dict[Role, RoleModel]:
+        return build_role_models(
+            self.settings,
+            self._instances,
+            local_url=self.server.base_url if self.server else self._local_server_url,
+            local_model_name=self.server.model_name if self.server else MODEL_ALIAS,
+            local_context_window=self.settings.local_context_window,
+        )
+
+    def _bind_to_running_loop(self, context: SimulationContext) -> SimulationContext:
+        """Rebuild the models' HTTP clients and limits when called from a new event loop.
+
+        Clients and asyncio primitives belong to the loop they were first used on; a session used
+        from several `asyncio.run` calls in turn gets fresh ones for each new loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and loop is not self._loop:
+            context = replace(context, models=self._build_models())
+            self.context = context
+        self._loop = loop
+        return context
+
+    async def aclose(self) -> None:
+        """`close_connections()`, then `close()`."""
+        await self.close_connections()
+        self.close()
+
+    async def close_connections(self) -> None:
+        """Close the HTTP connections of the models the session built (from the loop that used them)."""
+        if self.context is None or self._loop not in (None, asyncio.get_running_loop()):
+            return
+        closed: set[int] = set()
+        for model in self.context.models.values():
+            if id(model.chat) not in closed:
+                closed.add(id(model.chat))
+                await model.aclose()
+
+    def close(self) -> None:
+        """Drop an in-memory index and stop the embedded model server; safe to call twice."""
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        self.context = None
+
+    def __enter__(self) -> Session:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Session:
+        return self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def models(self) -> dict[str, str]:
+        """The model name per role, as the record keeps it."""
+        context = self._require_open()
+        return {role: context.models[role].name for role in ROLES}
+
+    @property
+    def model_instance_names(self) -> dict[str, str]:
+        """The chat models passed in, by role: they are not in the settings, so their names stand for them."""
+        return {role: model_name(chat) for role, chat in sorted(self._instances.items())}
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of everything that shapes output: settings, task version, calibration, embedding."""
+        name = getattr(self._embedding_function, "name", lambda: "")()
+        return stable_hash(
+            {
+                "settings": self.settings.output_affecting(),
+                "task": [self.task.name, self.task.version],
+                "calibration": self.calibration.digest(),  # the numbers, not only the version label
+                "embedding": name,
+                "model_instances": self.model_instance_names,
+            }
+        )
+
+    def prepare(self, document: Document) -> list[Passage]:
+        """Chunk a document and index its passages (once per text)."""
+        context = self._require_open()
+        passages = chunk_document(
+            document, chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap
+        )
+        context.index.add(document, passages)
+        return passages
+
+    async def simulate(
+        self,
+        document: Document,
+        persona: Persona,
+        flow: FlowGraph,
+        *,
+        seed: int,
+        passages: Sequence[Passage] | None = None,
+    ) -> Conversation:
+        """Simulate one conversation; the record says whether the critic accepted it."""
+        context = self._bind_to_running_loop(self._require_open())
+        if self.server is not None:
+            self.server.check_alive()
+        started = time.perf_counter()
+        if passages is None:
+            passages = await asyncio.to_thread(self.prepare, document)
+        state: SimulationInput = {
+            "document": document,
+            "passages": list(passages),
+            "persona": persona,
+            "flow": flow,
+            "seed": seed,
+        }
+        config = {"recursion_limit": recursion_limit(self.settings, flow.max_turns)}
+        try:
+            output = await self._graph.ainvoke(state, config=config, context=context)
+        except Exception:
+            if self.server is not None:
+                self.server.check_alive()
+            raise
+        conversation = Conversation(
+            id=conversation_id(self.task.name, document.id, persona, flow, seed, self.fingerprint),
+            task=self.task.name,
+            doc_id=document.id,
+            doc_title=document.title,
+            doc_notes={key: int(document.metadata[key]) for key in DOCUMENT_NOTES if key in document.metadata},
+            persona=persona,
+            flow=flow.name,
+            path=output.get("path", []),
+            user_mode=self.settings.user_mode,
+            turns=output.get("turns", []),
+            passages=output.get("passages_used", {}),
+            accepted=output.get("outcome") == "accepted",
+            rejection=output.get("rejection"),
+            rejection_reason=output.get("rejection_reason"),
+            failures=output.get("failures", []),
+            models=self.models,
+            usage=output.get("usage", {}),
+            seed=seed,
+            settings_fingerprint=self.fingerprint,
+            codi_version=__version__,
+            duration_seconds=round(time.perf_counter() - started, 4),
+            flags=["truncated"] if output.get("truncated") else [],
+        )
+        return _without_secrets(conversation, self.settings.secrets())
+
+    def _require_open(self) -> SimulationContext:
+        if self.context is None:
+            raise RuntimeError("The session is not open: use `with Session(...) as session:` or call open().")
+        return self.context
+
+
+def _without_secrets(conversation: Conversation, secrets: list[str]) -> Conversation:
+    """The record with every API key masked: a server's error message may quote the key it was sent."""
+    text = conversation.model_dump_json()
+    cleaned = redact(text, secrets)
+    return conversation if cleaned == text else Conversation.model_validate_json(cleaned)
+
+
+def conversation_id(task: str, doc_id: str, persona: Persona, flow: FlowGraph, seed: int, fingerprint: str) -> str:
+    """Deterministic id: the same inputs and output-shaping settings always give the same id."""
+    return stable_hash(
+        {
+            "task": task,
+            "doc": doc_id,
+            "persona": persona.model_dump(mode="json"),
+            "flow": flow.model_dump(mode="json"),
+            "seed": seed,
+            "settings": fingerprint,
+        },
+        length=20,
+    )
