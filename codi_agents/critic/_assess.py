@@ -70,7 +70,7 @@ async def assess_exchange(
                 turn=context.turn_number,
             )
     verdict = context.task.decide(inputs)
-    if failure is not None and judge_weight >= 0.5:
+    if failure is not None and calibration.judge_leads(judge_weight):
         verdict = verdict.model_copy(
             update={
                 "accepted": False,
