@@ -23,7 +23,9 @@ from codi_agents.export import (
     export_run,
     split_documents,
 )
+from codi_agents.export._formats import training_messages
 from codi_agents.inputs._passages import Passage
+from codi_agents.tasks import get_task
 
 TRL_COLUMNS = {"prompt", "completion", "chosen", "rejected", "text", "messages"}
 """Columns TRL's trainers interpret; an SFT dataset must carry `messages` and none of the others."""
@@ -60,7 +62,7 @@ def test_openai_lines_hold_only_messages_with_the_grounding_passages(run_facts: 
     for line, conversation in zip(lines, expected, strict=True):
         assert set(line) == {"messages"}
         messages = line["messages"]
-        assert messages == conversation.to_messages()
+        assert messages == training_messages(conversation, get_task(conversation.task))
         assert messages[0]["role"] == "system" and "<passage id=" in messages[0]["content"]
         assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * conversation.exchanges
         assert all(set(m) == {"role", "content"} and isinstance(m["content"], str) for m in messages)
@@ -116,7 +118,9 @@ def test_sharegpt_uses_from_and_value_with_the_same_turns(run_facts: RunFacts, t
         turns = line["conversations"]
         assert all(set(turn) == {"from", "value"} for turn in turns)
         assert [t["from"] for t in turns] == ["system"] + ["human", "gpt"] * conversation.exchanges
-        assert [t["value"] for t in turns] == [m["content"] for m in conversation.to_messages()]
+        assert [t["value"] for t in turns] == [
+            m["content"] for m in training_messages(conversation, get_task(conversation.task))
+        ]
 
 
 def test_hf_dataset_loads_with_datasets_in_trl_conversational_format(run_facts: RunFacts, tmp_path: Path) -> None:
@@ -140,7 +144,7 @@ def test_hf_dataset_loads_with_datasets_in_trl_conversational_format(run_facts: 
         for row in dataset[split]:
             assert is_conversational(row)
             conversation = by_id[row["id"]]
-            assert row["messages"] == conversation.to_messages()
+            assert row["messages"] == training_messages(conversation, get_task(conversation.task))
             assert row["persona"] == conversation.persona.name and row["flow"] == conversation.flow
             assert row["doc_id"] == conversation.doc_id
             assert row["links"] == [t.link for t in conversation.turns if t.role == "user"]
@@ -174,7 +178,7 @@ def test_preference_pairs_put_the_rejected_attempt_against_the_accepted_regenera
         assert conversation.accepted
         prompt = pair["prompt"]
         assert prompt[0]["role"] == "system" and prompt[-1]["role"] == "user"
-        assert prompt == conversation.to_messages()[: len(prompt)]
+        assert prompt == training_messages(conversation, get_task(conversation.task))[: len(prompt)]
         turn = conversation.turns[len(prompt) - 1]
         assert turn.role == "assistant" and turn.verdict is not None and turn.verdict.accepted
         assert pair["chosen"] == [{"role": "assistant", "content": turn.content}]

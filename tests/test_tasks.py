@@ -18,7 +18,7 @@ import codi_agents.tasks as registry
 from codi_agents import Document, Settings, TaskError, simulate
 from codi_agents.cli import main as codi_main
 from codi_agents.tasks import ConversationCheck, ConversationDraft, Task, get_task, list_tasks, register_task
-from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
+from codi_agents.tasks.grounded_qa import GroundedJudgement, expectation, grounded_decision, grounded_user_check
 from codi_agents.tasks.grounded_qa.prompts import PROMPTS
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
 
@@ -33,6 +33,9 @@ def make_task(name: str = "probe_task", **changes: Any) -> Task:
         "judge_schema": GroundedJudgement,
         "decide": grounded_decision,
         "check_user": grounded_user_check,
+        "default_flow": "grounded_qa",
+        "default_persona": "curious_student",
+        "variables": {"expectation": expectation},
     }
     return Task(**(fields | changes))
 
@@ -74,13 +77,14 @@ def plugin(tmp_path: Path, module: str, source: str, entry_point: str) -> None:
 
 PLUGIN_SOURCE = """
     import sys
-    from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
+    from codi_agents.tasks.grounded_qa import GroundedJudgement, expectation, grounded_decision, grounded_user_check
     from codi_agents.tasks import Task
     from codi_agents.tasks.grounded_qa.prompts import PROMPTS
 
     IMPORTED = True
     task = Task(name="{name}", description="plug-in", prompts=PROMPTS, judge_schema=GroundedJudgement,
-                decide=grounded_decision, check_user=grounded_user_check)
+                decide=grounded_decision, check_user=grounded_user_check, default_flow="grounded_qa",
+                variables={{"expectation": expectation}})
 
     def build():
         return task
@@ -102,7 +106,7 @@ def test_placeholder_typo_fails_at_creation_naming_template_placeholder_and_allo
     message = str(caught.value)
     assert "prompt assistant_system" in message
     assert "{pasages}" in message
-    assert "Allowed: document_title, guidance, passages, task_description" in message
+    assert "Allowed: document_title, expectation, guidance, passages, task_description" in message
     assert "declare others in `variables`" in message
 
 
@@ -117,7 +121,7 @@ def test_the_export_prompt_may_not_use_task_variables_which_do_not_exist_at_expo
     with pytest.raises(
         TaskError, match=r"prompt training_system: unknown placeholder\(s\) \{reading_level\}.*at export"
     ):
-        make_task(prompts=prompts, variables={"reading_level": lambda c: "easy"})
+        make_task(prompts=prompts, variables={"reading_level": lambda c: "easy", "expectation": expectation})
 
 
 def test_a_prompt_missing_what_it_cannot_work_without_is_refused() -> None:

@@ -14,17 +14,17 @@ import hashlib
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from codi_agents.critic._assess import critic_inputs
 from codi_agents.critic._calibration import Calibration, item_digest
 from codi_agents.critic._inputs import CriticInputs
-from codi_agents.critic._signals import grounding_signals
 from codi_agents.critic._similarity import Embed
 from codi_agents.errors import UserError
-from codi_agents.evaluation._evaluate import EVALUATION_LINK, item_context
+from codi_agents.evaluation._evaluate import item_context
 from codi_agents.evaluation._labelled import LabelledItem
 from codi_agents.evaluation._metrics import Metrics
 from codi_agents.tasks._base import Task
@@ -168,11 +168,10 @@ def decision_metrics(
     calibration: Calibration, inputs: Sequence[CriticInputs], items: Sequence[LabelledItem], task: Task
 ) -> Metrics:
     """How the task's decision with `calibration` (signals only) does on labelled items."""
-    pairs = []
-    for item, given in zip(items, inputs, strict=True):
-        given.calibration = calibration
-        pairs.append((item.unfaithful, not task.decide(given).accepted))
-    return Metrics.from_pairs(pairs)
+    return Metrics.from_pairs(
+        (item.unfaithful, not task.decide(replace(given, calibration=calibration)).accepted)
+        for item, given in zip(items, inputs, strict=True)
+    )
 
 
 def write_calibration(calibration: Calibration, path: Path, *, comment: str = "") -> None:
@@ -197,18 +196,8 @@ def write_calibration(calibration: Calibration, path: Path, *, comment: str = ""
 
 
 def _inputs(item: LabelledItem, task: Task, calibration: Calibration, embed: Embed | None) -> CriticInputs:
-    context = item_context(item, task)
-    return CriticInputs(
-        question=context.question,
-        answer=context.answer,
-        passages=context.passages,
-        history=context.history,
-        link_name=context.link_name,
-        link=EVALUATION_LINK,
-        calibration=calibration,
-        judge_weight=0.0,
-        signals=grounding_signals(context.answer, context.passages, context.question, embed),
-    )
+    """What the task's rules see of a labelled item, signals only (the fit weighs no judge)."""
+    return critic_inputs(item_context(item, task), calibration=calibration, judge_weight=0.0, embed=embed)
 
 
 def _toml_value(value: object) -> str:
