@@ -135,3 +135,26 @@ def test_no_module_is_over_300_lines() -> None:
     sizes = {module: len(path.read_text(encoding="utf-8").splitlines()) for module, path in _modules().items()}
     too_long = {module: lines for module, lines in sorted(sizes.items()) if lines > MAX_LINES}
     assert not too_long, f"modules over {MAX_LINES} lines: {too_long}"
+
+
+def test_the_planner_computes_ids_without_the_session_module() -> None:
+    graph = import_graph()
+    assert "codi_agents._ids" in graph["codi_agents.batch._plan"]
+    assert "codi_agents.simulation._session" not in graph["codi_agents.batch._plan"]
+
+
+def test_the_record_needs_no_task_registry() -> None:
+    """A record is data: reading and exporting one never needs the task registry or a plug-in."""
+    assert not {"codi_agents.tasks", "codi_agents.tasks._base"} & closure(import_graph(), "codi_agents._record")
+
+
+def closure(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or not."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen

@@ -4,7 +4,7 @@ for OpenAI and ShareGPT), the filters, the split by document, and clear errors."
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from test_export_rundir import INVENTED, RunFacts, build_run_dir
 from codi_agents import Conversation, load_persona
 from codi_agents._record import Turn
 from codi_agents.cli import main
+from codi_agents.errors import TaskError
 from codi_agents.export import (
     ExportError,
     ExportOptions,
@@ -334,3 +335,50 @@ def test_a_key_that_leaked_into_a_run_never_reaches_an_export(
             if path.is_file():
                 assert key.encode() not in path.read_bytes(), path
     assert "sk-…cdef" in (tmp_path / "openai" / "train.jsonl").read_text()
+
+
+PLUGIN_TASK = "tutoring_not_installed"
+"""A task name no installed package provides: the run was made elsewhere, with a plug-in."""
+
+
+def plugin_run(facts: RunFacts, path: Path) -> Path:
+    """A copy of the run whose conversations were made with a plug-in task that is not installed here."""
+    path.mkdir()
+    records = [c.model_copy(update={"task": PLUGIN_TASK}) for c in facts.accepted]
+    (path / "accepted.jsonl").write_text("".join(c.model_dump_json() + "\n" for c in records))
+    (path / "manifest.json").write_text(json.dumps({"fingerprint": "f", "task": PLUGIN_TASK}))
+    return path
+
+
+def test_a_run_of_a_task_not_installed_exports_with_the_task_the_caller_passes(
+    run_facts: RunFacts, tmp_path: Path
+) -> None:
+    grounded = get_task("grounded_qa")
+    tutoring = replace(
+        grounded,
+        name=PLUGIN_TASK,
+        prompts=replace(grounded.prompts, training_system="Tutor from {document_title}.\n{passages}"),
+    )
+    run = plugin_run(run_facts, tmp_path / "run")
+    export_run(run, "openai", tmp_path / "out", task=tutoring)
+    lines = read_jsonl(tmp_path / "out" / "train.jsonl")
+    assert len(lines) == len(exported(run_facts))
+    assert all(line["messages"][0]["content"].startswith("Tutor from ") for line in lines)
+    assert all("<passage id=" in line["messages"][0]["content"] for line in lines)
+
+
+def test_a_run_of_a_task_not_installed_names_the_missing_plug_in(
+    run_facts: RunFacts, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = plugin_run(run_facts, tmp_path / "run")
+    with pytest.raises(TaskError, match=rf"task '{PLUGIN_TASK}', which is not installed.*Install the plug-in"):
+        export_run(run, "openai", tmp_path / "out")
+    assert not (tmp_path / "out" / "train.jsonl").exists()
+    failed = codi(capsys, "export", str(run), "--format", "hf", "--out", str(tmp_path / "cli"))
+    assert failed.returncode == 2 and PLUGIN_TASK in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_training_messages_refuse_another_task_than_the_conversation_s(run_facts: RunFacts) -> None:
+    conversation = run_facts.accepted[0]
+    with pytest.raises(TaskError, match="was made with the task 'grounded_qa', not 'support'"):
+        training_messages(conversation, get_task("support"))

@@ -17,7 +17,17 @@ from pydantic import BaseModel
 import codi_agents.tasks as registry
 from codi_agents import Document, Settings, TaskError, simulate
 from codi_agents.cli import main as codi_main
-from codi_agents.tasks import ConversationCheck, ConversationDraft, Task, get_task, list_tasks, register_task
+from codi_agents.inputs._flows import Link
+from codi_agents.inputs._personas import load_persona
+from codi_agents.tasks import (
+    ConversationCheck,
+    ConversationDraft,
+    PromptContext,
+    Task,
+    get_task,
+    list_tasks,
+    register_task,
+)
 from codi_agents.tasks.grounded_qa import GroundedJudgement, expectation, grounded_decision, grounded_user_check
 from codi_agents.tasks.grounded_qa.prompts import PROMPTS
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
@@ -381,3 +391,38 @@ def test_a_task_can_bring_its_own_turn_loop_with_an_extra_node(document: Documen
     assert [step for step, _ in steps] == list(range(len(conversation.path)))  # once per exchange, in order
     answers = [turn for turn in conversation.turns if turn.role == "assistant"]
     assert [ids for _, ids in steps] == [turn.passage_ids for turn in answers]
+
+
+def test_a_task_declares_its_own_defaults_and_the_grounded_task_declares_its_own() -> None:
+    grounded = get_task("grounded_qa")
+    assert (grounded.default_flow, grounded.first_persona) == ("grounded_qa", "curious_student")
+    assert get_task("support").first_persona == "frustrated_customer"  # the first of its default personas
+    with pytest.raises(TaskError, match=r"'probe_task' names no default flow: set `default_flow`"):
+        make_task(default_flow="")
+    with pytest.raises(TaskError, match=r"'probe_task' declares no default persona: name one"):
+        _ = make_task(default_persona="").first_persona
+
+
+def test_expectations_belong_to_the_task_not_to_the_core() -> None:
+    """The grounded prompts' `{expectation}` is the grounded task's variable: a task that reuses the
+    prompts without declaring it is refused, and the grounded task's text depends on the link."""
+    with pytest.raises(TaskError, match=r"prompt critic_turn: unknown placeholder\(s\) \{expectation\}"):
+        make_task(variables={})
+    grounded = get_task("grounded_qa")
+    assert set(grounded.variables) == {"expectation"}
+    texts = {
+        kind: expectation(
+            PromptContext(
+                task=grounded,
+                document=Document(id="d", text="x"),
+                persona=load_persona("curious_student"),
+                link_name=kind,
+                link=Link(kind=kind, instruction="Ask."),
+                history=[],
+                turn_number=0,
+            )
+        )
+        for kind in ("answerable", "unanswerable", "closing")
+    }
+    assert "does not guess" in texts["unanswerable"] and "brief" in texts["closing"]
+    assert len(set(texts.values())) == 3
