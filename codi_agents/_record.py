@@ -116,6 +116,11 @@ class Conversation(BaseModel):
     )
     persona: Persona
     flow: str
+    link_phenomena: dict[str, list[str]] | None = Field(
+        default=None,
+        description="The phenomena of each link of the flow, by link (a copy, so the record can be read without "
+        "the flow file); None in records written before codi kept it.",
+    )
     path: list[str] = Field(description="The sampled sequence of links.")
     user_mode: str = "reader"
     turns: list[Turn] = Field(default_factory=list)
@@ -153,12 +158,3 @@ class Conversation(BaseModel):
                 if rank < len(ids) and len(chosen) < max_passages:
                     chosen.add(ids[rank])
         return [self.passages[pid] for pid in ordered if pid in chosen]
-
-    def to_messages(self, *, max_passages: int | None = None) -> list[dict[str, str]]:
-        """OpenAI-style chat messages for fine-tuning: a system prompt holding the passages, then the turns."""
-        from codi_agents.tasks import get_task
-
-        system = get_task(self.task).training_system_prompt(self, self.grounding_passages(max_passages))
-        messages = [{"role": "system", "content": system}]
-        messages.extend({"role": turn.role, "content": turn.content} for turn in self.turns)
-        return messages

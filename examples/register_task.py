@@ -22,7 +22,7 @@ from codi_agents import Conversation, Prompts, Task, TaskError, register_task, s
 from codi_agents.display import print_conversation
 from codi_agents.llm._models import ModelsArgument
 from codi_agents.tasks import ConversationCheck, ConversationDraft
-from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
+from codi_agents.tasks.grounded_qa import GroundedJudgement, expectation, grounded_decision, grounded_user_check
 
 DOCS = Path(__file__).parent / "docs"
 
@@ -67,7 +67,8 @@ PLAIN_LANGUAGE = Task(
     decide=grounded_decision,  # the per-reply acceptance rule (here: codi's grounded rule)
     check_user=grounded_user_check,  # the check of the simulated user's turn
     accept_conversation=answers_something,  # optional conversation-level rule
-    variables={"reading_level": lambda context: "a reader aged about twelve"},
+    # {expectation} is the grounded task's own variable: reuse it along with its rules
+    variables={"reading_level": lambda context: "a reader aged about twelve", "expectation": expectation},
     default_flow="factoid_short",
 )
 

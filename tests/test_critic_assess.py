@@ -10,7 +10,8 @@ import pytest
 
 from codi_agents import Settings
 from codi_agents.config._settings import ROLES
-from codi_agents.critic import Assessment, assess_exchange, load_calibration
+from codi_agents.critic import Calibration, load_calibration
+from codi_agents.critic._assess import Assessment, assess_exchange
 from codi_agents.evaluation._evaluate import item_context
 from codi_agents.evaluation._labelled import LabelledItem
 from codi_agents.inputs._flows import Link
@@ -28,7 +29,11 @@ INVENTED = LabelledItem(
 
 
 def assess(
-    judge_weight: float, reply: Any = approving_judgement, *, link: Link | None = None
+    judge_weight: float,
+    reply: Any = approving_judgement,
+    *,
+    link: Link | None = None,
+    calibration: Calibration | None = None,
 ) -> tuple[Assessment, ScriptedChatModel]:
     chat = ScriptedChatModel(script=reply, model_name="judge")
     critic = build_role_models(Settings(), dict.fromkeys(ROLES, chat))["critic"]
@@ -39,7 +44,7 @@ def assess(
         assess_exchange(
             context,
             critic=critic,
-            calibration=load_calibration(),
+            calibration=calibration or load_calibration(),
             judge_weight=judge_weight,
             embed=HashingEmbeddingFunction(),
             parse_retries=1,
@@ -88,6 +93,19 @@ def test_an_unparseable_leading_judge_rejects_as_critic_failed_and_keeps_the_raw
     assert len(chat.calls) == 2
     assert assessment.verdict.rejection == "critic_failed"
     assert assessment.failure is not None and "looks fine" in assessment.failure.raw_output
+
+
+def test_the_calibration_says_who_leads_in_the_assessment_and_in_the_rules_alike() -> None:
+    """A refit calibration that lets the judge lead only from 0.8 on: at 0.75 the signals decide everywhere."""
+    late_judge = load_calibration().model_copy(update={"judge_leads_from": 0.8})
+    unparseable, _ = assess(0.75, lambda messages: "looks fine", calibration=late_judge)
+    assert unparseable.failure is not None  # the judge's failure is still recorded ...
+    assert unparseable.verdict.rejection == "unfaithful"  # ... but the signals, not the judge, decide
+    assert "signals" in unparseable.verdict.decided_by
+    approving, _ = assess(0.75, calibration=late_judge)
+    assert approving.verdict.rejection == "unfaithful" and "signals lead" in approving.verdict.decided_by
+    # and the same weight under the shipped calibration (judge leads from 0.5) still lets the judge decide
+    assert assess(0.75, lambda messages: "looks fine")[0].verdict.rejection == "critic_failed"
 
 
 def test_closing_turns_are_judged_by_rule_without_the_judge() -> None:

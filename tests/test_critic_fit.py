@@ -143,3 +143,18 @@ def test_the_shipped_calibration_is_fitted_and_skips_the_judge_on_the_embedded_m
     assert calibration.fit_items and "stratified" in calibration.fitted_on
     assert calibration.judge_weight_embedded == 0.0
     assert calibration.judge_weight_remote >= 0.5
+
+
+def test_a_written_calibration_reads_back_equal_whatever_its_text_holds(tmp_path: Path) -> None:
+    awkward = load_calibration().model_copy(
+        update={
+            "version": 'v"2"\\beta',
+            "fitted_on": "file \"a b.jsonl\"\nsecond line\t[weights] = 'x'",
+            "weights": {"unsupported_share": -1.5, "novel_numbers": 0.0},
+            "fit_items": [],
+        }
+    )
+    path = tmp_path / "awkward.toml"
+    write_calibration(awkward, path, comment="two\nlines")
+    assert path.read_text().startswith("# two\n# lines\n")
+    assert load_calibration(path) == awkward

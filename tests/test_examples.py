@@ -12,7 +12,8 @@ from types import ModuleType
 import pytest
 
 from codi_agents import load_flow
-from codi_agents.tasks import unregister_task
+from codi_agents.export._formats import training_messages
+from codi_agents.tasks import get_task, unregister_task
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, scripted_models
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -73,7 +74,7 @@ def test_register_task_registers_and_simulates_with_its_own_prompts(
     assert conversation.task == "plain_language" and conversation.flow == "factoid_short"
     assert "Write for a reader aged about twelve" in models["assistant"].calls[0][0].content
     assert "The reply must suit a reader aged about twelve" in models["critic"].calls[0][-1].content
-    assert "in plain language" in conversation.to_messages()[0]["content"]
+    assert "in plain language" in training_messages(conversation, get_task(conversation.task))[0]["content"]
 
 
 @pytest.mark.local_model

@@ -4,7 +4,7 @@ for OpenAI and ShareGPT), the filters, the split by document, and clear errors."
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from test_export_rundir import INVENTED, RunFacts, build_run_dir
 from codi_agents import Conversation, load_persona
 from codi_agents._record import Turn
 from codi_agents.cli import main
+from codi_agents.errors import TaskError
 from codi_agents.export import (
     ExportError,
     ExportOptions,
@@ -23,7 +24,9 @@ from codi_agents.export import (
     export_run,
     split_documents,
 )
+from codi_agents.export._formats import training_messages
 from codi_agents.inputs._passages import Passage
+from codi_agents.tasks import get_task
 
 TRL_COLUMNS = {"prompt", "completion", "chosen", "rejected", "text", "messages"}
 """Columns TRL's trainers interpret; an SFT dataset must carry `messages` and none of the others."""
@@ -60,7 +63,7 @@ def test_openai_lines_hold_only_messages_with_the_grounding_passages(run_facts: 
     for line, conversation in zip(lines, expected, strict=True):
         assert set(line) == {"messages"}
         messages = line["messages"]
-        assert messages == conversation.to_messages()
+        assert messages == training_messages(conversation, get_task(conversation.task))
         assert messages[0]["role"] == "system" and "<passage id=" in messages[0]["content"]
         assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * conversation.exchanges
         assert all(set(m) == {"role", "content"} and isinstance(m["content"], str) for m in messages)
@@ -116,7 +119,9 @@ def test_sharegpt_uses_from_and_value_with_the_same_turns(run_facts: RunFacts, t
         turns = line["conversations"]
         assert all(set(turn) == {"from", "value"} for turn in turns)
         assert [t["from"] for t in turns] == ["system"] + ["human", "gpt"] * conversation.exchanges
-        assert [t["value"] for t in turns] == [m["content"] for m in conversation.to_messages()]
+        assert [t["value"] for t in turns] == [
+            m["content"] for m in training_messages(conversation, get_task(conversation.task))
+        ]
 
 
 def test_hf_dataset_loads_with_datasets_in_trl_conversational_format(run_facts: RunFacts, tmp_path: Path) -> None:
@@ -140,7 +145,7 @@ def test_hf_dataset_loads_with_datasets_in_trl_conversational_format(run_facts: 
         for row in dataset[split]:
             assert is_conversational(row)
             conversation = by_id[row["id"]]
-            assert row["messages"] == conversation.to_messages()
+            assert row["messages"] == training_messages(conversation, get_task(conversation.task))
             assert row["persona"] == conversation.persona.name and row["flow"] == conversation.flow
             assert row["doc_id"] == conversation.doc_id
             assert row["links"] == [t.link for t in conversation.turns if t.role == "user"]
@@ -174,7 +179,7 @@ def test_preference_pairs_put_the_rejected_attempt_against_the_accepted_regenera
         assert conversation.accepted
         prompt = pair["prompt"]
         assert prompt[0]["role"] == "system" and prompt[-1]["role"] == "user"
-        assert prompt == conversation.to_messages()[: len(prompt)]
+        assert prompt == training_messages(conversation, get_task(conversation.task))[: len(prompt)]
         turn = conversation.turns[len(prompt) - 1]
         assert turn.role == "assistant" and turn.verdict is not None and turn.verdict.accepted
         assert pair["chosen"] == [{"role": "assistant", "content": turn.content}]
@@ -330,3 +335,50 @@ def test_a_key_that_leaked_into_a_run_never_reaches_an_export(
             if path.is_file():
                 assert key.encode() not in path.read_bytes(), path
     assert "sk-…cdef" in (tmp_path / "openai" / "train.jsonl").read_text()
+
+
+PLUGIN_TASK = "tutoring_not_installed"
+"""A task name no installed package provides: the run was made elsewhere, with a plug-in."""
+
+
+def plugin_run(facts: RunFacts, path: Path) -> Path:
+    """A copy of the run whose conversations were made with a plug-in task that is not installed here."""
+    path.mkdir()
+    records = [c.model_copy(update={"task": PLUGIN_TASK}) for c in facts.accepted]
+    (path / "accepted.jsonl").write_text("".join(c.model_dump_json() + "\n" for c in records))
+    (path / "manifest.json").write_text(json.dumps({"fingerprint": "f", "task": PLUGIN_TASK}))
+    return path
+
+
+def test_a_run_of_a_task_not_installed_exports_with_the_task_the_caller_passes(
+    run_facts: RunFacts, tmp_path: Path
+) -> None:
+    grounded = get_task("grounded_qa")
+    tutoring = replace(
+        grounded,
+        name=PLUGIN_TASK,
+        prompts=replace(grounded.prompts, training_system="Tutor from {document_title}.\n{passages}"),
+    )
+    run = plugin_run(run_facts, tmp_path / "run")
+    export_run(run, "openai", tmp_path / "out", task=tutoring)
+    lines = read_jsonl(tmp_path / "out" / "train.jsonl")
+    assert len(lines) == len(exported(run_facts))
+    assert all(line["messages"][0]["content"].startswith("Tutor from ") for line in lines)
+    assert all("<passage id=" in line["messages"][0]["content"] for line in lines)
+
+
+def test_a_run_of_a_task_not_installed_names_the_missing_plug_in(
+    run_facts: RunFacts, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = plugin_run(run_facts, tmp_path / "run")
+    with pytest.raises(TaskError, match=rf"task '{PLUGIN_TASK}', which is not installed.*Install the plug-in"):
+        export_run(run, "openai", tmp_path / "out")
+    assert not (tmp_path / "out" / "train.jsonl").exists()
+    failed = codi(capsys, "export", str(run), "--format", "hf", "--out", str(tmp_path / "cli"))
+    assert failed.returncode == 2 and PLUGIN_TASK in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_training_messages_refuse_another_task_than_the_conversation_s(run_facts: RunFacts) -> None:
+    conversation = run_facts.accepted[0]
+    with pytest.raises(TaskError, match="was made with the task 'grounded_qa', not 'support'"):
+        training_messages(conversation, get_task("support"))

@@ -14,7 +14,9 @@ from langchain_core.messages import BaseMessage
 from codi_agents import Conversation, Document, Settings, load_flow, load_persona
 from codi_agents.critic._calibration import load_calibration
 from codi_agents.evaluation._fit import write_calibration
+from codi_agents.export._formats import training_messages
 from codi_agents.simulation._session import Session
+from codi_agents.tasks import get_task
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
 
 INVENTED = "The fee is exactly 975 dollars, payable only in Paris."
@@ -148,13 +150,13 @@ def test_conversation_round_trips_through_json_and_gives_training_messages(
     conversation = run(session, document)
     restored = Conversation.model_validate_json(conversation.model_dump_json())
     assert restored == conversation
-    messages = conversation.to_messages()
+    messages = training_messages(conversation, get_task(conversation.task))
     assert messages[0]["role"] == "system"
     assert "<passage id=" in messages[0]["content"]
     assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * len(conversation.path)
     assert all(set(m) == {"role", "content"} and isinstance(m["content"], str) and m["content"] for m in messages)
     json.dumps({"messages": messages})
-    limited = conversation.to_messages(max_passages=1)
+    limited = training_messages(conversation, get_task(conversation.task), max_passages=1)
     assert limited[0]["content"].count("<passage id=") == 1
 
 

@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 from codi_agents import Document, Settings, load_flow, load_persona
 from codi_agents._record import RejectedAttempt, Turn, UserCheck, Verdict
 from codi_agents.simulation import _nodes as nodes
+from codi_agents.simulation import _routers as routers
 from codi_agents.simulation._prompting import SEEKER_VIEW_CHARS
 from codi_agents.simulation._session import Session
 from codi_agents.simulation._state import SimulationState
@@ -160,32 +161,32 @@ def test_routers_follow_the_verdicts_and_bound_every_loop(session: Session, docu
     runtime = Runtime(context=session.context)
     ok_user = UserCheck(link_realised=True, in_role=True)
     state = base_state(session, document, verdict=verdict(True), user_check=ok_user, answer_attempts=1, user_attempts=1)
-    assert nodes.after_critic(state, runtime) == "commit"
+    assert routers.after_critic(state, runtime) == "commit"
     state["verdict"] = verdict(False, "not_grounded")
-    assert nodes.after_critic(state, runtime) == "assistant"
+    assert routers.after_critic(state, runtime) == "assistant"
     state["answer_attempts"] = session.settings.max_assistant_retries + 1
-    assert nodes.after_critic(state, runtime) == "finish"
+    assert routers.after_critic(state, runtime) == "finish"
     state["verdict"] = verdict(False, "critic_failed")
     state["answer_attempts"] = 1
-    assert nodes.after_critic(state, runtime) == "finish"
+    assert routers.after_critic(state, runtime) == "finish"
     state["user_check"] = UserCheck(link_realised=True, in_role=False)
-    assert nodes.after_critic(state, runtime) == "user"
+    assert routers.after_critic(state, runtime) == "user"
     state["user_attempts"] = session.settings.max_user_retries + 1
-    assert nodes.after_critic(state, runtime) == "finish"
+    assert routers.after_critic(state, runtime) == "finish"
     state["outcome"] = "rejected"
-    assert nodes.after_user(state) == "finish" and nodes.after_assistant(state) == "finish"
+    assert routers.after_user(state) == "finish" and routers.after_assistant(state) == "finish"
     state["outcome"] = "running"
-    assert nodes.after_user(state) == "retrieve" and nodes.after_assistant(state) == "critic"
+    assert routers.after_user(state) == "retrieve" and routers.after_assistant(state) == "critic"
     state["step"] = len(state["path"])
-    assert nodes.after_commit(state) == "finish"
+    assert routers.after_commit(state) == "finish"
     state["step"] = 0
-    assert nodes.after_commit(state) == "user"
+    assert routers.after_commit(state) == "user"
 
 
 def test_router_refuses_an_impossible_state(session: Session, document: Document) -> None:
     state = base_state(session, document, verdict=None, user_check=None)
     with pytest.raises(RuntimeError, match="no verdict"):
-        nodes.after_critic(state, Runtime(context=session.context))
+        routers.after_critic(state, Runtime(context=session.context))
 
 
 def test_finish_rejects_with_the_last_verdict_and_keeps_the_failed_exchange(

@@ -31,6 +31,7 @@ CHILD = """
 import json, sys
 import codi_tutoring
 from codi_agents import list_tasks, simulate
+from codi_agents.export import training_messages
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 tasks = list_tasks()
@@ -48,7 +49,7 @@ print(json.dumps({
     "user_prompt": models["user"].calls[0][0].content,
     "assistant_prompt": models["assistant"].calls[0][0].content,
     "critic_prompt": models["critic"].calls[0][0].content,
-    "training_prompt": conversation.to_messages()[0]["content"],
+    "training_prompt": training_messages(conversation, codi_tutoring.task)[0]["content"],
 }))
 """
 

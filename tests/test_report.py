@@ -287,3 +287,31 @@ def test_the_page_renders_in_headless_chromium(report: RunReport, tmp_path: Path
     assert ">72.7%<" in dom and ">8<" in dom
     assert "Doc2Dial" in dom and "synthetic (accepted)" in dom
     assert "unanswerable" in dom, "axis labels are drawn into the SVG"
+
+
+def rewritten_run(facts: RunFacts, path: Path, **changes: object) -> Path:
+    """A copy of the run's records with fields changed (e.g. a flow that is not installed here)."""
+    path.mkdir()
+    for which, records in (("accepted", facts.accepted), ("rejected", facts.rejected)):
+        lines = [c.model_copy(update=changes).model_dump_json() for c in records]
+        (path / f"{which}.jsonl").write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_the_report_reads_link_phenomena_from_the_records_not_from_flow_files(
+    run_facts: RunFacts, report: RunReport, tmp_path: Path
+) -> None:
+    kept = report.language.dependent_by_checks_share
+    assert kept is not None and kept > 0
+    assert all(c.link_phenomena for c in run_facts.conversations)
+    private = rewritten_run(run_facts, tmp_path / "private", flow="private_flow_not_installed")
+    assert build_report(private, REFERENCE).language.dependent_by_checks_share == kept
+    old = rewritten_run(run_facts, tmp_path / "old", link_phenomena=None)
+    assert build_report(old, REFERENCE).language.dependent_by_checks_share == kept  # the installed flow, read back
+
+
+def test_old_records_of_a_flow_not_installed_count_as_unknown_and_say_so(run_facts: RunFacts, tmp_path: Path) -> None:
+    old = rewritten_run(run_facts, tmp_path / "old", link_phenomena=None, flow="old_private_flow")
+    with pytest.warns(UserWarning, match=r"flow 'old_private_flow' \(task 'grounded_qa'\).*not installed"):
+        language = build_report(old, REFERENCE).language
+    assert language.dependent_by_checks_share == 0

@@ -17,8 +17,18 @@ from pydantic import BaseModel
 import codi_agents.tasks as registry
 from codi_agents import Document, Settings, TaskError, simulate
 from codi_agents.cli import main as codi_main
-from codi_agents.tasks import ConversationCheck, ConversationDraft, Task, get_task, list_tasks, register_task
-from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
+from codi_agents.inputs._flows import Link
+from codi_agents.inputs._personas import load_persona
+from codi_agents.tasks import (
+    ConversationCheck,
+    ConversationDraft,
+    PromptContext,
+    Task,
+    get_task,
+    list_tasks,
+    register_task,
+)
+from codi_agents.tasks.grounded_qa import GroundedJudgement, expectation, grounded_decision, grounded_user_check
 from codi_agents.tasks.grounded_qa.prompts import PROMPTS
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
 
@@ -33,6 +43,9 @@ def make_task(name: str = "probe_task", **changes: Any) -> Task:
         "judge_schema": GroundedJudgement,
         "decide": grounded_decision,
         "check_user": grounded_user_check,
+        "default_flow": "grounded_qa",
+        "default_persona": "curious_student",
+        "variables": {"expectation": expectation},
     }
     return Task(**(fields | changes))
 
@@ -74,13 +87,14 @@ def plugin(tmp_path: Path, module: str, source: str, entry_point: str) -> None:
 
 PLUGIN_SOURCE = """
     import sys
-    from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
+    from codi_agents.tasks.grounded_qa import GroundedJudgement, expectation, grounded_decision, grounded_user_check
     from codi_agents.tasks import Task
     from codi_agents.tasks.grounded_qa.prompts import PROMPTS
 
     IMPORTED = True
     task = Task(name="{name}", description="plug-in", prompts=PROMPTS, judge_schema=GroundedJudgement,
-                decide=grounded_decision, check_user=grounded_user_check)
+                decide=grounded_decision, check_user=grounded_user_check, default_flow="grounded_qa",
+                variables={{"expectation": expectation}})
 
     def build():
         return task
@@ -102,7 +116,7 @@ def test_placeholder_typo_fails_at_creation_naming_template_placeholder_and_allo
     message = str(caught.value)
     assert "prompt assistant_system" in message
     assert "{pasages}" in message
-    assert "Allowed: document_title, guidance, passages, task_description" in message
+    assert "Allowed: document_title, expectation, guidance, passages, task_description" in message
     assert "declare others in `variables`" in message
 
 
@@ -117,7 +131,7 @@ def test_the_export_prompt_may_not_use_task_variables_which_do_not_exist_at_expo
     with pytest.raises(
         TaskError, match=r"prompt training_system: unknown placeholder\(s\) \{reading_level\}.*at export"
     ):
-        make_task(prompts=prompts, variables={"reading_level": lambda c: "easy"})
+        make_task(prompts=prompts, variables={"reading_level": lambda c: "easy", "expectation": expectation})
 
 
 def test_a_prompt_missing_what_it_cannot_work_without_is_refused() -> None:
@@ -377,3 +391,38 @@ def test_a_task_can_bring_its_own_turn_loop_with_an_extra_node(document: Documen
     assert [step for step, _ in steps] == list(range(len(conversation.path)))  # once per exchange, in order
     answers = [turn for turn in conversation.turns if turn.role == "assistant"]
     assert [ids for _, ids in steps] == [turn.passage_ids for turn in answers]
+
+
+def test_a_task_declares_its_own_defaults_and_the_grounded_task_declares_its_own() -> None:
+    grounded = get_task("grounded_qa")
+    assert (grounded.default_flow, grounded.first_persona) == ("grounded_qa", "curious_student")
+    assert get_task("support").first_persona == "frustrated_customer"  # the first of its default personas
+    with pytest.raises(TaskError, match=r"'probe_task' names no default flow: set `default_flow`"):
+        make_task(default_flow="")
+    with pytest.raises(TaskError, match=r"'probe_task' declares no default persona: name one"):
+        _ = make_task(default_persona="").first_persona
+
+
+def test_expectations_belong_to_the_task_not_to_the_core() -> None:
+    """The grounded prompts' `{expectation}` is the grounded task's variable: a task that reuses the
+    prompts without declaring it is refused, and the grounded task's text depends on the link."""
+    with pytest.raises(TaskError, match=r"prompt critic_turn: unknown placeholder\(s\) \{expectation\}"):
+        make_task(variables={})
+    grounded = get_task("grounded_qa")
+    assert set(grounded.variables) == {"expectation"}
+    texts = {
+        kind: expectation(
+            PromptContext(
+                task=grounded,
+                document=Document(id="d", text="x"),
+                persona=load_persona("curious_student"),
+                link_name=kind,
+                link=Link(kind=kind, instruction="Ask."),
+                history=[],
+                turn_number=0,
+            )
+        )
+        for kind in ("answerable", "unanswerable", "closing")
+    }
+    assert "does not guess" in texts["unanswerable"] and "brief" in texts["closing"]
+    assert len(set(texts.values())) == 3

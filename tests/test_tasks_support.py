@@ -13,6 +13,7 @@ from langchain_core.messages import BaseMessage
 from codi_agents import Conversation, Document, Settings, load_flow, load_persona, simulate
 from codi_agents._record import Turn, Verdict
 from codi_agents.cli import main as codi_main
+from codi_agents.export._formats import training_messages
 from codi_agents.inputs._passages import Passage
 from codi_agents.inputs._personas import available_personas
 from codi_agents.inputs._resources import data_dir
@@ -146,7 +147,9 @@ def test_support_conversation_is_accepted_with_its_own_prompts_flow_persona_and_
         and "say that a step did not work" in failed.check.reasons
     )
     # exported training conversations use the support system prompt
-    assert "You are a customer-support agent" in conversation.to_messages()[0]["content"]
+    assert (
+        "You are a customer-support agent" in training_messages(conversation, get_task(conversation.task))[0]["content"]
+    )
 
 
 def test_invented_contact_details_are_rejected_even_when_the_judge_approves(plates: Document) -> None:

@@ -5,7 +5,7 @@ summary = codi_agents.run("docs.jsonl", "out/", n=100, concurrency=32)
 async with codi_agents.iter_conversations("docs/", "out/", config="run.toml") as conversations:
     async for conversation in conversations:
         if conversation.accepted:
-            queue.put(conversation.to_messages())
+            queue.put(training_messages(conversation, task))  # codi_agents.export; task: the run's Task
 """
 
 from __future__ import annotations

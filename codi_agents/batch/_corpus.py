@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codi_agents.config._settings import stable_hash
+from codi_agents._ids import stable_hash
 from codi_agents.errors import DocumentError
 from codi_agents.inputs._documents import SUPPORTED_SUFFIXES, Document, OversizePolicy, clean_text, read_document_file
 

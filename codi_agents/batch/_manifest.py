@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from codi_agents._ids import stable_hash
 from codi_agents._version import __version__
 from codi_agents.batch._corpus import Corpus
 from codi_agents.batch._plan import Plan
 from codi_agents.config._run_config import RunConfig
-from codi_agents.config._settings import ROLES, stable_hash
+from codi_agents.config._settings import ROLES
 from codi_agents.llm._models import ModelsArgument, role_instances
 from codi_agents.rundir._writer import (
     ACCEPTED_FILE,

@@ -14,11 +14,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from codi_agents.config._settings import stable_hash
+from codi_agents._ids import conversation_id, stable_hash
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._flows import FlowGraph, load_flow
 from codi_agents.inputs._personas import Persona, available_personas, load_persona
-from codi_agents.simulation._session import conversation_id
 from codi_agents.tasks._base import Task
 
 SEED_SPACE = 2**31

@@ -12,8 +12,6 @@ Environment variables: `CODI_BASE_URL`, `CODI_API_KEY`, `CODI_MODEL` (every role
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import urllib.parse
@@ -23,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from codi_agents._ids import stable_hash
 from codi_agents.errors import ConfigError
 from codi_agents.inputs._resources import describe_validation_error, read_toml
 
@@ -203,12 +202,6 @@ def url_credentials(url: str | None) -> list[str]:
         if value and _CREDENTIAL_PARAMETERS.search(name):
             found.append(value)
     return found
-
-
-def stable_hash(value: Any, length: int = 16) -> str:
-    """A hex digest of a JSON-serialisable value, independent of dict order."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
 def load_settings(

@@ -1,4 +1,8 @@
-"""One critic pass over an exchange: cheap signals, the LLM judge where it adds information, the task's rules."""
+"""One critic pass over an exchange: cheap signals, the LLM judge where it adds information, the task's rules.
+
+It runs a task's judge schema and rules, so it sits above `codi_agents.tasks` (which only needs the
+critic's measurements: `CriticInputs`, `Calibration`); import it as `codi_agents.critic._assess`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from codi_agents.critic._inputs import CriticInputs
 from codi_agents.critic._signals import Embed, grounding_signals
 from codi_agents.critic._user_turns import user_turn_signals
 from codi_agents.llm._calls import RoleModel
-from codi_agents.simulation._prompting import PromptBudget, PromptContext, critic_messages
+from codi_agents.simulation._prompting import PromptBudget, critic_messages
+from codi_agents.tasks._base import PromptContext
 
 
 @dataclass
@@ -22,6 +27,26 @@ class Assessment:
     user_check: UserCheck
     usage: Usage = field(default_factory=Usage)
     failure: Failure | None = None
+
+
+def critic_inputs(
+    context: PromptContext, *, calibration: Calibration, judge_weight: float, embed: Embed | None
+) -> CriticInputs:
+    """What a task's rules see of `context` before the judge runs: the exchange and its cheap signals.
+
+    The one place `CriticInputs` is built, for the running critic and for fitting a calibration alike."""
+    return CriticInputs(
+        question=context.question,
+        answer=context.answer,
+        passages=context.passages,
+        history=context.history,
+        link_name=context.link_name,
+        link=context.link,
+        calibration=calibration,
+        judge_weight=judge_weight,
+        signals=grounding_signals(context.answer, context.passages, context.question, embed),
+        user_signals=user_turn_signals(context.question, context.link, [turn.content for turn in context.history]),
+    )
 
 
 async def assess_exchange(
@@ -39,18 +64,8 @@ async def assess_exchange(
     is zero. When it runs but never parses, its failure is recorded; if it was meant to lead the
     decision, the turn is rejected as `critic_failed` rather than waved through on signals alone.
     """
-    signals = await asyncio.to_thread(grounding_signals, context.answer, context.passages, context.question, embed)
-    inputs = CriticInputs(
-        question=context.question,
-        answer=context.answer,
-        passages=context.passages,
-        history=context.history,
-        link_name=context.link_name,
-        link=context.link,
-        calibration=calibration,
-        judge_weight=judge_weight,
-        signals=signals,
-        user_signals=user_turn_signals(context.question, context.link, [turn.content for turn in context.history]),
+    inputs = await asyncio.to_thread(
+        critic_inputs, context, calibration=calibration, judge_weight=judge_weight, embed=embed
     )
     usage = Usage()
     failure = None
@@ -70,7 +85,7 @@ async def assess_exchange(
                 turn=context.turn_number,
             )
     verdict = context.task.decide(inputs)
-    if failure is not None and judge_weight >= 0.5:
+    if failure is not None and calibration.judge_leads(judge_weight):
         verdict = verdict.model_copy(
             update={
                 "accepted": False,

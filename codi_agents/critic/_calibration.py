@@ -1,7 +1,7 @@
 """The critic's calibration: how cheap signals combine into a probability, and where thresholds sit.
 
 Stored as a versioned TOML file (`calibration.toml` beside this module), fitted on labelled data
-by `codi eval-critic --fit` (see `critic/fit.py`), never as constants scattered in code. The version
+by `codi eval-critic --fit` (see `evaluation/_fit.py`), never as constants scattered in code. The version
 enters the settings fingerprint, so a new calibration means new conversation ids.
 """
 

@@ -3,7 +3,7 @@
 A user turn is checked against the link the flow planned for it (a coreference follow-up really
 refers back, an elliptical one is really short, a yes/no question is polar, a closing asks
 nothing new, ...) and for staying in role (it asks; it never answers itself or talks like the
-assistant). `grounded_user_check` in `decision.py` turns these cues into a `UserCheck`;
+assistant). `grounded_user_check` in `tasks/grounded_qa/rules.py` turns these cues into a `UserCheck`;
 `link_realisation` aggregates the checks recorded in conversations, for reports.
 """
 

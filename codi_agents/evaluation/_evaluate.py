@@ -34,9 +34,8 @@ from codi_agents.inputs._flows import Link
 from codi_agents.inputs._passages import Passage
 from codi_agents.inputs._personas import Persona
 from codi_agents.llm._calls import RoleModel
-from codi_agents.simulation._prompting import PromptContext
 from codi_agents.tasks import get_task
-from codi_agents.tasks._base import Task
+from codi_agents.tasks._base import PromptContext, Task
 
 EVALUATION_LINK = Link(
     kind="answerable",
@@ -213,7 +212,7 @@ def item_context(item: LabelledItem, task: Task) -> PromptContext:
     ]
     earlier = item.history[:-1]
     roles = ["user" if (len(earlier) - i) % 2 == 0 else "assistant" for i in range(len(earlier))]
-    context = PromptContext(
+    return PromptContext(
         task=task,
         document=Document(id=item.id, title=str(item.meta.get("title", "")), text="\n\n".join(item.knowledge)),
         persona=EVALUATION_PERSONA,
@@ -221,11 +220,10 @@ def item_context(item: LabelledItem, task: Task) -> PromptContext:
         link=EVALUATION_LINK,
         history=[Turn(role=role, content=text) for role, text in zip(roles, earlier, strict=True)],  # type: ignore[arg-type]
         turn_number=len(earlier) // 2,
+        passages=passages,
+        question=item.history[-1] if item.history else "",
+        answer=item.response,
     )
-    context.passages = passages
-    context.question = item.history[-1] if item.history else ""
-    context.answer = item.response
-    return context
 
 
 async def evaluate_items(

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import tomlkit
 
+from codi_agents.critic._assess import critic_inputs
 from codi_agents.critic._calibration import Calibration, item_digest
 from codi_agents.critic._inputs import CriticInputs
-from codi_agents.critic._signals import grounding_signals
 from codi_agents.critic._similarity import Embed
 from codi_agents.errors import UserError
-from codi_agents.evaluation._evaluate import EVALUATION_LINK, item_context
+from codi_agents.evaluation._evaluate import item_context
 from codi_agents.evaluation._labelled import LabelledItem
 from codi_agents.evaluation._metrics import Metrics
 from codi_agents.tasks._base import Task
@@ -168,55 +168,34 @@ def decision_metrics(
     calibration: Calibration, inputs: Sequence[CriticInputs], items: Sequence[LabelledItem], task: Task
 ) -> Metrics:
     """How the task's decision with `calibration` (signals only) does on labelled items."""
-    pairs = []
-    for item, given in zip(items, inputs, strict=True):
-        given.calibration = calibration
-        pairs.append((item.unfaithful, not task.decide(given).accepted))
-    return Metrics.from_pairs(pairs)
-
-
-def write_calibration(calibration: Calibration, path: Path, *, comment: str = "") -> None:
-    """Write a calibration as TOML, in the shape `load_calibration` reads."""
-    lines = [f"# {line}" for line in comment.splitlines()] if comment else []
-    for name, field_info in Calibration.model_fields.items():
-        value = getattr(calibration, name)
-        if name in {"weights", "fit_items"}:
-            continue
-        if field_info.description:
-            lines.append(f"# {field_info.description}")
-        lines.append(f"{name} = {_toml_value(value)}")
-    lines.append("# Digests of the item ids fitted on (see calibration.item_digest).")
-    lines.append("fit_items = [")
-    lines.extend(f'  "{digest}",' for digest in calibration.fit_items)
-    lines.append("]")
-    lines.append("")
-    lines.append("[weights]")
-    lines.extend(f"{name} = {_toml_value(weight)}" for name, weight in calibration.weights.items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _inputs(item: LabelledItem, task: Task, calibration: Calibration, embed: Embed | None) -> CriticInputs:
-    context = item_context(item, task)
-    return CriticInputs(
-        question=context.question,
-        answer=context.answer,
-        passages=context.passages,
-        history=context.history,
-        link_name=context.link_name,
-        link=EVALUATION_LINK,
-        calibration=calibration,
-        judge_weight=0.0,
-        signals=grounding_signals(context.answer, context.passages, context.question, embed),
+    return Metrics.from_pairs(
+        (item.unfaithful, not task.decide(replace(given, calibration=calibration)).accepted)
+        for item, given in zip(items, inputs, strict=True)
     )
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else "0.0"
-    if isinstance(value, int):
-        return str(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+def write_calibration(calibration: Calibration, path: Path, *, comment: str = "") -> None:
+    """Write a calibration as TOML, in the shape `load_calibration` reads, each field under its description."""
+    document = tomlkit.document()
+    for line in comment.splitlines():
+        document.add(tomlkit.comment(line))
+    for name, field_info in Calibration.model_fields.items():
+        if name == "weights":
+            continue
+        if field_info.description:
+            document.add(tomlkit.comment(field_info.description))
+        value = getattr(calibration, name)
+        if isinstance(value, list):
+            items = tomlkit.array()
+            items.extend(value)
+            value = items.multiline(True)
+        document.add(name, value)
+    document.add(tomlkit.nl())
+    document.add("weights", dict(calibration.weights))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomlkit.dumps(document), encoding="utf-8")
+
+
+def _inputs(item: LabelledItem, task: Task, calibration: Calibration, embed: Embed | None) -> CriticInputs:
+    """What the task's rules see of a labelled item, signals only (the fit weighs no judge)."""
+    return critic_inputs(item_context(item, task), calibration=calibration, judge_weight=0.0, embed=embed)

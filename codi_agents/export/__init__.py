@@ -7,7 +7,7 @@
 report uses it too.
 """
 
-from codi_agents.export._formats import FORMATS, ExportFormat, hf_features
+from codi_agents.export._formats import FORMATS, ExportFormat, export_task, hf_features, training_messages
 from codi_agents.export._selection import ExportOptions, conversation_score, split_documents
 from codi_agents.export._write import ExportError, ExportResult, export_run
 from codi_agents.rundir._reader import RunDirectory, RunDirectoryError, TornLineWarning, read_conversations
@@ -23,7 +23,9 @@ __all__ = [
     "TornLineWarning",
     "conversation_score",
     "export_run",
+    "export_task",
     "hf_features",
     "read_conversations",
     "split_documents",
+    "training_messages",
 ]

@@ -13,7 +13,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from codi_agents._record import Conversation
+from codi_agents.errors import TaskError
 from codi_agents.export._selection import conversation_score
+from codi_agents.simulation._prompting import render_passages
+from codi_agents.tasks import get_task
+from codi_agents.tasks._base import Task
 
 if TYPE_CHECKING:
     from datasets import Features
@@ -24,18 +28,52 @@ FORMATS: tuple[ExportFormat, ...] = ("openai", "sharegpt", "hf", "preference")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 
 
-def openai_record(conversation: Conversation, max_passages: int | None = None) -> dict[str, Any]:
+def export_task(name: str) -> Task:
+    """The task a run was made with, for its training prompt; a task that is not installed is named.
+
+    Callers resolve it once per run (from the manifest's or the records' task name) and pass it to
+    `training_messages`; with the task in hand, exporting needs no plug-in installed."""
+    try:
+        return get_task(name)
+    except TaskError as exc:
+        raise TaskError(
+            f"The run was made with the task {name!r}, which is not installed here, and exporting needs its "
+            f"training prompt. Install the plug-in that provides {name!r}, or pass the Task itself "
+            f"(`export_run(..., task=...)`). {exc}"
+        ) from exc
+
+
+def training_messages(
+    conversation: Conversation, task: Task, *, max_passages: int | None = None
+) -> list[dict[str, str]]:
+    """OpenAI-style chat messages for fine-tuning: `task`'s training system prompt holding the passages, then
+    the turns. `max_passages` bounds the passages (see `Conversation.grounding_passages`)."""
+    if task.name != conversation.task:
+        raise TaskError(
+            f"Conversation {conversation.id} was made with the task {conversation.task!r}, not {task.name!r}: "
+            "export it with its own task."
+        )
+    system = task.prompts.training_system.format(
+        passages=render_passages(conversation.grounding_passages(max_passages)),
+        document_title=conversation.doc_title or conversation.doc_id,
+    )
+    return [{"role": "system", "content": system}] + [
+        {"role": turn.role, "content": turn.content} for turn in conversation.turns
+    ]
+
+
+def openai_record(conversation: Conversation, task: Task, max_passages: int | None = None) -> dict[str, Any]:
     """Chat fine-tuning JSONL line: the system prompt with the passages, then the turns."""
-    return {"messages": conversation.to_messages(max_passages=max_passages)}
+    return {"messages": training_messages(conversation, task, max_passages=max_passages)}
 
 
-def sharegpt_record(conversation: Conversation, max_passages: int | None = None) -> dict[str, Any]:
+def sharegpt_record(conversation: Conversation, task: Task, max_passages: int | None = None) -> dict[str, Any]:
     """ShareGPT line: the same messages as `from`/`value` pairs."""
     return {
         "id": conversation.id,
         "conversations": [
             {"from": SHAREGPT_ROLES[message["role"]], "value": message["content"]}
-            for message in conversation.to_messages(max_passages=max_passages)
+            for message in training_messages(conversation, task, max_passages=max_passages)
         ],
     }
 
@@ -74,13 +112,13 @@ def hf_features() -> Features:
     )
 
 
-def hf_row(conversation: Conversation, max_passages: int | None = None) -> dict[str, Any]:
+def hf_row(conversation: Conversation, task: Task, max_passages: int | None = None) -> dict[str, Any]:
     """One row of the `hf` export: TRL's `messages` column plus metadata for filtering and analysis."""
     user_turns = [turn for turn in conversation.turns if turn.role == "user"]
     scores = [turn.verdict.score for turn in conversation.turns if turn.verdict is not None]
     return {
         "id": conversation.id,
-        "messages": conversation.to_messages(max_passages=max_passages),
+        "messages": training_messages(conversation, task, max_passages=max_passages),
         "task": conversation.task,
         "doc_id": conversation.doc_id,
         "doc_title": conversation.doc_title,
@@ -105,12 +143,14 @@ def hf_row(conversation: Conversation, max_passages: int | None = None) -> dict[
     }
 
 
-def preference_pairs(conversation: Conversation, max_passages: int | None = None) -> Iterator[dict[str, Any]]:
+def preference_pairs(
+    conversation: Conversation, task: Task, max_passages: int | None = None
+) -> Iterator[dict[str, Any]]:
     """One DPO pair per rejected attempt of an accepted assistant turn: same prompt, the accepted
     regeneration as `chosen`, the attempt the critic rejected as `rejected`."""
     if not any(turn.rejected_attempts for turn in conversation.turns):
         return
-    messages = conversation.to_messages(max_passages=max_passages)
+    messages = training_messages(conversation, task, max_passages=max_passages)
     exchange = 0
     for index, turn in enumerate(conversation.turns):
         if turn.role != "assistant":

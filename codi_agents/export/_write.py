@@ -23,6 +23,7 @@ from codi_agents.errors import UserError
 from codi_agents.export._formats import (
     FORMATS,
     ExportFormat,
+    export_task,
     hf_features,
     hf_row,
     openai_record,
@@ -31,6 +32,7 @@ from codi_agents.export._formats import (
 )
 from codi_agents.export._selection import ExportOptions, SelectionCounts, Split, keep_reason, split_documents
 from codi_agents.rundir._reader import RunDirectory
+from codi_agents.tasks._base import Task
 
 INFO_FILE = "export_info.json"
 HF_BATCH_ROWS = 500
@@ -63,12 +65,12 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
 
 
-RowBuilder = Callable[[Conversation, int | None], Iterable[dict[str, Any]]]
+RowBuilder = Callable[[Conversation, Task, int | None], Iterable[dict[str, Any]]]
 
 _BUILDERS: dict[ExportFormat, RowBuilder] = {
-    "openai": lambda conversation, limit: [openai_record(conversation, limit)],
-    "sharegpt": lambda conversation, limit: [sharegpt_record(conversation, limit)],
-    "hf": lambda conversation, limit: [hf_row(conversation, limit)],
+    "openai": lambda conversation, task, limit: [openai_record(conversation, task, limit)],
+    "sharegpt": lambda conversation, task, limit: [sharegpt_record(conversation, task, limit)],
+    "hf": lambda conversation, task, limit: [hf_row(conversation, task, limit)],
     "preference": preference_pairs,
 }
 
@@ -81,12 +83,14 @@ def export_run(
     *,
     overwrite: bool = False,
     secrets: Iterable[str] = (),
+    task: Task | None = None,
 ) -> ExportResult:
     """Write the accepted conversations of `run_dir` to `out` (a directory) in `format`.
 
     `out` receives `train.jsonl` (and `validation.jsonl` with a validation ratio) or, for `hf`, a
     `datasets.DatasetDict` saved with `save_to_disk`; plus `export_info.json`. `secrets` are masked
-    wherever they occur in the output.
+    wherever they occur in the output. `task` gives the training prompt; when None, the run's task is
+    looked up by name among the installed tasks (a `TaskError` names a missing plug-in).
     """
     if format not in FORMATS:
         raise ExportError(f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)}.")
@@ -98,15 +102,18 @@ def export_run(
 
     counts = SelectionCounts()
     kept_docs: list[str] = []
+    task_names: set[str] = set()
     for conversation in run.conversations("accepted"):
         counts.seen += 1
         reason = keep_reason(conversation, options)
         if reason is None:
             counts.kept += 1
             kept_docs.append(conversation.doc_id)
+            task_names.add(conversation.task)
         else:
             setattr(counts, reason, getattr(counts, reason) + 1)
     _check_something_to_export(run, counts)
+    tasks = {name: task or export_task(name) for name in sorted(task_names)}
     splits = split_documents(kept_docs, options.validation_ratio, options.seed)
     del kept_docs
 
@@ -115,7 +122,7 @@ def export_run(
             if keep_reason(conversation, options) is not None:
                 continue
             assigned = splits[conversation.doc_id]
-            for row in _BUILDERS[format](conversation, options.max_passages):
+            for row in _BUILDERS[format](conversation, tasks[conversation.task], options.max_passages):
                 yield assigned, _scrub(row, secrets) if secrets else row
 
     out.mkdir(parents=True, exist_ok=True)

@@ -384,18 +384,35 @@ def _dialogue(conversation: Conversation) -> Dialogue:
 def _depends_by_checks(conversation: Conversation, turn: Turn) -> bool:
     if turn.check is None or not turn.check.link_realised or not turn.link:
         return False
-    return bool(_link_phenomena(conversation.task, conversation.flow).get(turn.link, frozenset()) & CONTEXT_PHENOMENA)
+    return bool(_link_phenomena(conversation).get(turn.link, frozenset()) & CONTEXT_PHENOMENA)
+
+
+def _link_phenomena(conversation: Conversation) -> dict[str, frozenset[str]]:
+    """The phenomena of each link of the conversation's flow: kept in the record; for records written before
+    it was kept, read from the installed flow, and when that is not installed either, empty with a warning."""
+    if conversation.link_phenomena is not None:
+        kept = conversation.link_phenomena
+        return {name: frozenset(phenomenon.lower() for phenomenon in phenomena) for name, phenomena in kept.items()}
+    return _installed_flow_phenomena(conversation.task, conversation.flow)
 
 
 @cache
-def _link_phenomena(task: str, flow: str) -> dict[str, frozenset[str]]:
-    """The phenomena of each link of a flow; empty when the flow cannot be found (a custom flow not installed)."""
+def _installed_flow_phenomena(task: str, flow: str) -> dict[str, frozenset[str]]:
+    """The phenomena of each link of an installed flow; empty, with a warning naming it, when it cannot be found."""
+    import warnings
+
     from codi_agents.inputs._flows import load_flow
     from codi_agents.tasks import get_task
 
     try:
         graph = load_flow(flow, search_dirs=get_task(task).flow_dirs)
-    except CodiError:
+    except CodiError as exc:
+        warnings.warn(
+            f"The records of flow {flow!r} (task {task!r}) predate codi keeping link phenomena, and the flow is not "
+            f"installed here ({exc}); their turns count as unknown, not as context-dependent, in the report.",
+            UserWarning,
+            stacklevel=2,
+        )
         return {}
     return {name: frozenset(phenomenon.lower() for phenomenon in link.phenomena) for name, link in graph.links.items()}
 

@@ -22,7 +22,7 @@ class SimulationContext:
     index: PassageIndex
     calibration: Calibration
     judge_weight: float
-    """Weight of the LLM judge against the cheap signals (see `critic/decision.py`)."""
+    """Weight of the LLM judge against the cheap signals; `calibration.judge_leads(weight)` says whether it decides."""
     embed: Embed | None = None
     """Sentence embeddings for the critic's similarity signals; None disables them."""
     embedded_roles: frozenset[Role] = frozenset()

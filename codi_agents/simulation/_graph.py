@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 
 from codi_agents.config._settings import Settings
 from codi_agents.simulation import _nodes as nodes
+from codi_agents.simulation import _routers as routers
 from codi_agents.simulation._context import SimulationContext
 from codi_agents.simulation._state import SimulationInput, SimulationOutput, SimulationState
 from codi_agents.tasks._base import Task
@@ -35,11 +36,11 @@ def standard_graph(task: Task) -> StateGraph[Any, Any, Any, Any]:
     graph.add_node("finish", on_loop(nodes.finish))
     graph.add_edge(START, "plan")
     graph.add_edge("plan", "user")
-    graph.add_conditional_edges("user", on_loop(nodes.after_user), ["retrieve", "finish"])
+    graph.add_conditional_edges("user", on_loop(routers.after_user), ["retrieve", "finish"])
     graph.add_edge("retrieve", "assistant")
-    graph.add_conditional_edges("assistant", on_loop(nodes.after_assistant), ["critic", "finish"])
-    graph.add_conditional_edges("critic", on_loop(nodes.after_critic), ["commit", "assistant", "user", "finish"])
-    graph.add_conditional_edges("commit", on_loop(nodes.after_commit), ["user", "finish"])
+    graph.add_conditional_edges("assistant", on_loop(routers.after_assistant), ["critic", "finish"])
+    graph.add_conditional_edges("critic", on_loop(routers.after_critic), ["commit", "assistant", "user", "finish"])
+    graph.add_conditional_edges("commit", on_loop(routers.after_commit), ["user", "finish"])
     graph.add_edge("finish", END)
     return graph
 

@@ -1,34 +1,34 @@
-"""The graph's nodes and routers: plan, user, retrieve, assistant, critic, commit, finish.
+"""The graph's nodes: plan, user, retrieve, assistant, critic, commit, finish (the routers are in `_routers.py`).
 
 Nodes read the run context (`Runtime[SimulationContext]`) for models, index and limits, and
-return partial state updates. Routers return node names and raise on states that cannot happen.
-Every loop is bounded by a counter in state against a named setting.
+return partial state updates. Each role gets a fresh prompt context holding what it may see.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.runtime import Runtime
 
-from codi_agents._record import Failure, RejectedAttempt, Turn, Usage
-from codi_agents.critic import assess_exchange
-from codi_agents.llm._calls import RequestRejectedError, RoleModel
+from codi_agents._record import Failure, RejectedAttempt, Turn
+from codi_agents.critic._assess import assess_exchange
+from codi_agents.inputs._passages import Passage
+from codi_agents.llm._calls import RequestRejectedError
 from codi_agents.retrieval._queries import contextual_queries
 from codi_agents.simulation._context import SimulationContext
-from codi_agents.simulation._outputs import UserMessage, clean_answer, clean_user_message
+from codi_agents.simulation._generation import generate_text
+from codi_agents.simulation._outputs import clean_answer, clean_user_message
 from codi_agents.simulation._prompting import (
     DEFAULT_READER_VIEW_CHARS,
     SMALL_MODEL_READER_VIEW_CHARS,
     PromptBudget,
-    PromptContext,
     assistant_messages,
     document_view,
     user_messages,
 )
 from codi_agents.simulation._state import SimulationState
-from codi_agents.tasks._base import ConversationCheck, ConversationDraft
+from codi_agents.tasks._base import ConversationCheck, ConversationDraft, PromptContext
 
 Update = dict[str, Any]
 
@@ -41,17 +41,17 @@ def plan(state: SimulationState) -> Update:
 async def user(state: SimulationState, runtime: Runtime[SimulationContext]) -> Update:
     """The user simulator writes the next user message for the current link."""
     ctx = runtime.context
-    context = _prompt_context(state, ctx)
     used = [pid for turn in state.get("turns", []) for pid in turn.passage_ids]
-    context.document_view = document_view(
+    view = document_view(
         state["passages"],
         state["document"],
         mode=ctx.settings.user_mode,
-        link=context.link,
+        link=state["flow"].links[state["path"][state["step"]]],
         used_ids=used,
         seed=state["seed"] * 1000 + state["step"],
         budget_chars=SMALL_MODEL_READER_VIEW_CHARS if "user" in ctx.embedded_roles else DEFAULT_READER_VIEW_CHARS,
     )
+    context = _prompt_context(state, ctx, document_view=view)
     update: Update = {
         "user_attempts": state.get("user_attempts", 0) + 1,
         "user_draft": "",
@@ -62,7 +62,7 @@ async def user(state: SimulationState, runtime: Runtime[SimulationContext]) -> U
         "user_check": None,
     }
     try:
-        text, usage, failures = await _generate(
+        text, usage, failures = await generate_text(
             ctx.models["user"],
             user_messages(context),
             clean_user_message,
@@ -93,9 +93,7 @@ async def assistant(state: SimulationState, runtime: Runtime[SimulationContext])
     """The grounded assistant answers from the retrieved passages only (or says they do not say)."""
     ctx = runtime.context
     model = ctx.models["assistant"]
-    context = _prompt_context(state, ctx)
-    context.passages = state["retrieved"]
-    context.question = state["user_draft"]
+    context = _prompt_context(state, ctx, passages=state["retrieved"], question=state["user_draft"])
     rejected = state.get("rejected_attempts", [])
     feedback = rejected[-1].verdict.reasons if rejected else ""
     messages = assistant_messages(context, PromptBudget(model.context_window, model.max_tokens), feedback)
@@ -105,7 +103,7 @@ async def assistant(state: SimulationState, runtime: Runtime[SimulationContext])
         "verdict": None,
     }
     try:
-        text, usage, failures = await _generate(model, messages, clean_answer, ctx, "assistant", state["step"])
+        text, usage, failures = await generate_text(model, messages, clean_answer, ctx, "assistant", state["step"])
     except RequestRejectedError as exc:
         return update | _rejected("request_rejected", str(exc), stage="assistant", step=state["step"])
     update |= {"usage": {"assistant": usage}, "failures": failures}
@@ -117,10 +115,9 @@ async def assistant(state: SimulationState, runtime: Runtime[SimulationContext])
 async def critic(state: SimulationState, runtime: Runtime[SimulationContext]) -> Update:
     """Judge the reply (grounding, faithfulness, answering) and the user turn (link realised, in role)."""
     ctx = runtime.context
-    context = _prompt_context(state, ctx)
-    context.passages = state["retrieved"]
-    context.question = state["user_draft"]
-    context.answer = state["answer_draft"]
+    context = _prompt_context(
+        state, ctx, passages=state["retrieved"], question=state["user_draft"], answer=state["answer_draft"]
+    )
     try:
         assessment = await assess_exchange(
             context,
@@ -212,42 +209,16 @@ def _conversation_rule(state: SimulationState, ctx: SimulationContext, *, trunca
     return rule(draft)
 
 
-def after_user(state: SimulationState) -> Literal["retrieve", "finish"]:
-    """Retrieve for the new message, or finish when no message could be generated."""
-    return "finish" if state.get("outcome") == "rejected" else "retrieve"
-
-
-def after_assistant(state: SimulationState) -> Literal["critic", "finish"]:
-    """Judge the reply, or finish when no reply could be generated."""
-    return "finish" if state.get("outcome") == "rejected" else "critic"
-
-
-def after_critic(
-    state: SimulationState, runtime: Runtime[SimulationContext]
-) -> Literal["commit", "assistant", "user", "finish"]:
-    """Accepted → commit; rejected reply → regenerate it; user out of role → regenerate the user turn; else stop."""
-    settings = runtime.context.settings
-    verdict = state.get("verdict")
-    check = state.get("user_check")
-    if state.get("outcome") == "rejected":
-        return "finish"
-    if verdict is None or check is None:
-        raise RuntimeError("after_critic: the critic left no verdict or user check")
-    if not check.in_role:
-        return "user" if state["user_attempts"] <= settings.max_user_retries else "finish"
-    if verdict.accepted:
-        return "commit"
-    if verdict.rejection == "critic_failed":
-        return "finish"
-    return "assistant" if state["answer_attempts"] <= settings.max_assistant_retries else "finish"
-
-
-def after_commit(state: SimulationState) -> Literal["user", "finish"]:
-    """Next link, or finish when the path is done."""
-    return "user" if state["step"] < len(state["path"]) else "finish"
-
-
-def _prompt_context(state: SimulationState, ctx: SimulationContext) -> PromptContext:
+def _prompt_context(
+    state: SimulationState,
+    ctx: SimulationContext,
+    *,
+    passages: list[Passage] | None = None,
+    question: str = "",
+    answer: str = "",
+    document_view: str = "",
+) -> PromptContext:
+    """A fresh prompt context at the current link, with what this role may see (its own copy: never mutated)."""
     link_name = state["path"][state["step"]]
     return PromptContext(
         task=ctx.task,
@@ -257,41 +228,11 @@ def _prompt_context(state: SimulationState, ctx: SimulationContext) -> PromptCon
         link=state["flow"].links[link_name],
         history=list(state.get("turns", [])),
         turn_number=state["step"],
+        passages=list(passages or []),
+        question=question,
+        answer=answer,
+        document_view=document_view,
     )
-
-
-async def _generate(
-    model: RoleModel,
-    messages: list[Any],
-    clean: Any,
-    ctx: SimulationContext,
-    stage: str,
-    step: int,
-    *,
-    structured: bool = False,
-) -> tuple[str | None, Usage, list[Failure]]:
-    """Generate a turn's text, asked again (bounded) when the cleaned output is empty or does not parse.
-
-    `structured` asks for a `UserMessage` through structured output, which a server can enforce
-    with a grammar: it keeps small models to one short message instead of a ramble.
-    """
-    usage = Usage()
-    failures: list[Failure] = []
-    for _ in range(ctx.settings.max_parse_retries + 1):
-        if structured:
-            parsed = await model.structured(UserMessage, messages, parse_retries=0)
-            usage = usage + parsed.usage
-            raw = "\n".join(parsed.raw_outputs)
-            text = clean(parsed.parsed.message) if parsed.parsed else ""
-        else:
-            result = await model.complete(messages)
-            usage = usage + result.usage
-            raw = result.text
-            text = clean(result.text)
-        if text:
-            return text, usage, failures
-        failures.append(Failure(stage=stage, error="empty or unparseable output", raw_output=raw, turn=step))
-    return None, usage, failures
 
 
 def _rejected(
@@ -334,10 +275,6 @@ def _exchange_turns(state: SimulationState, *, include_answer: bool) -> list[Tur
 
 
 __all__ = [
-    "after_assistant",
-    "after_commit",
-    "after_critic",
-    "after_user",
     "assistant",
     "commit",
     "critic",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
@@ -19,8 +19,7 @@ from codi_agents.config._settings import UserMode
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._flows import Link
 from codi_agents.inputs._passages import Passage
-from codi_agents.inputs._personas import Persona
-from codi_agents.tasks._base import Task
+from codi_agents.tasks._base import PromptContext
 
 CHARS_PER_TOKEN = 3
 """Conservative: English averages about four characters per token; three leaves headroom."""
@@ -34,33 +33,6 @@ SMALL_MODEL_READER_VIEW_CHARS = 1200
 """A 135M model loses the thread in long prompts: it reads half as much of the document per turn."""
 HISTORY_FOR_CRITIC = 4
 """Turns of history the judge sees: enough to resolve pronouns and ellipsis."""
-
-EXPECTATIONS = {
-    "answerable": "The user asked a question the document should answer: the reply must answer it from the passages.",
-    "unanswerable": (
-        "The user was asked to pose a question the document does not answer. If the passages do not hold the "
-        "answer, the right reply says so plainly and does not guess; if they do hold it, the reply must answer it."
-    ),
-    "closing": "The user is ending the conversation: the reply should be brief and add no new facts.",
-}
-
-
-@dataclass
-class PromptContext:
-    """What a prompt can be built from at one point of a conversation."""
-
-    task: Task
-    document: Document
-    persona: Persona
-    link_name: str
-    link: Link
-    history: list[Turn]
-    turn_number: int
-    passages: list[Passage] = field(default_factory=list)
-    question: str = ""
-    answer: str = ""
-    document_view: str = ""
-
 
 @dataclass(frozen=True)
 class PromptBudget:
@@ -117,7 +89,6 @@ def variables(context: PromptContext) -> dict[str, str]:
         "history": render_history(context.history),
         "question": context.question,
         "answer": context.answer,
-        "expectation": EXPECTATIONS[context.link.kind],
     }
     for name, provide in context.task.variables.items():
         values[name] = provide(context)
@@ -143,7 +114,7 @@ def assistant_messages(context: PromptContext, budget: PromptBudget, feedback: s
     """The grounded assistant's prompt: passages in the system prompt, the conversation, the question."""
     history = _fit_history(context.history, budget)
     passages = _fit_passages(context.passages, budget, used=sum(len(turn.content) for turn in history))
-    values = variables(_with(context, passages=passages))
+    values = variables(replace(context, passages=passages))
     system = context.task.prompts.assistant_system.format(**values)
     if feedback:
         system += f"\n\nA fact-checker rejected your previous reply to this question: {feedback}\nWrite a better reply."
@@ -157,7 +128,7 @@ def assistant_messages(context: PromptContext, budget: PromptBudget, feedback: s
 def critic_messages(context: PromptContext, budget: PromptBudget) -> list[BaseMessage]:
     """The LLM judge's prompt for one assistant turn."""
     passages = _fit_passages(context.passages, budget, used=len(context.answer) + len(context.question) + 600)
-    values = variables(_with(context, passages=passages))
+    values = variables(replace(context, passages=passages))
     prompts = context.task.prompts
     return [SystemMessage(prompts.critic_system.format(**values)), HumanMessage(prompts.critic_turn.format(**values))]
 
@@ -223,12 +194,6 @@ def _fit_passages(passages: Sequence[Passage], budget: PromptBudget, used: int) 
         fitted.append(passage.model_copy(update={"text": text}))
         room -= len(text) + 40
     return fitted
-
-
-def _with(context: PromptContext, **changes: object) -> PromptContext:
-    from dataclasses import replace
-
-    return replace(context, **changes)  # type: ignore[arg-type]
 
 
 _QUOTE_TAG = re.compile(r"<(\s*/?\s*(?:passage|document)\b)", re.IGNORECASE)

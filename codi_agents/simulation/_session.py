@@ -15,10 +15,11 @@ from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
+from codi_agents._ids import conversation_id, stable_hash
 from codi_agents._record import Conversation
 from codi_agents._security import redact
 from codi_agents._version import __version__
-from codi_agents.config._settings import ROLES, Role, Settings, stable_hash
+from codi_agents.config._settings import ROLES, Role, Settings
 from codi_agents.critic._calibration import Calibration, load_calibration
 from codi_agents.inputs._documents import DOCUMENT_NOTES, Document
 from codi_agents.inputs._flows import FlowGraph
@@ -237,6 +238,7 @@ class Session:
             doc_notes={key: int(document.metadata[key]) for key in DOCUMENT_NOTES if key in document.metadata},
             persona=persona,
             flow=flow.name,
+            link_phenomena={name: list(link.phenomena) for name, link in flow.links.items()},
             path=output.get("path", []),
             user_mode=self.settings.user_mode,
             turns=output.get("turns", []),
@@ -266,18 +268,3 @@ def _without_secrets(conversation: Conversation, secrets: list[str]) -> Conversa
     text = conversation.model_dump_json()
     cleaned = redact(text, secrets)
     return conversation if cleaned == text else Conversation.model_validate_json(cleaned)
-
-
-def conversation_id(task: str, doc_id: str, persona: Persona, flow: FlowGraph, seed: int, fingerprint: str) -> str:
-    """Deterministic id: the same inputs and output-shaping settings always give the same id."""
-    return stable_hash(
-        {
-            "task": task,
-            "doc": doc_id,
-            "persona": persona.model_dump(mode="json"),
-            "flow": flow.model_dump(mode="json"),
-            "seed": seed,
-            "settings": fingerprint,
-        },
-        length=20,
-    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 
 from codi_agents.errors import TaskError
-from codi_agents.tasks._base import ConversationCheck, ConversationDraft, Prompts, Task
+from codi_agents.tasks._base import ConversationCheck, ConversationDraft, PromptContext, Prompts, Task
 
 ENTRY_POINT_GROUP = "codi_agents.tasks"
 
@@ -138,6 +138,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ConversationCheck",
     "ConversationDraft",
+    "PromptContext",
     "Prompts",
     "Task",
     "get_task",

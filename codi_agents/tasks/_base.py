@@ -18,21 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from codi_agents._record import RejectionCategory, Turn, UserCheck, Verdict
+from codi_agents.critic._inputs import CriticInputs
 from codi_agents.errors import TaskError
+from codi_agents.inputs._documents import Document
+from codi_agents.inputs._flows import FlowGraph, Link
+from codi_agents.inputs._passages import Passage
+from codi_agents.inputs._personas import Persona
 
 if TYPE_CHECKING:
     from langgraph.graph import StateGraph
 
-    from codi_agents._record import Conversation, RejectionCategory, Turn, UserCheck, Verdict
-    from codi_agents.critic._inputs import CriticInputs
-    from codi_agents.inputs._documents import Document
-    from codi_agents.inputs._flows import FlowGraph
-    from codi_agents.inputs._passages import Passage
-    from codi_agents.inputs._personas import Persona
-    from codi_agents.simulation._prompting import PromptContext
-
-FALLBACK_PERSONA = "curious_student"
-"""The persona of a task that names no default personas."""
 TASK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 CORE_VARIABLES: Mapping[str, frozenset[str]] = {
@@ -40,9 +36,7 @@ CORE_VARIABLES: Mapping[str, frozenset[str]] = {
     "user_turn": frozenset({"instruction", "link", "phenomena", "turn_number"}),
     "assistant_system": frozenset({"passages", "guidance", "document_title", "task_description"}),
     "critic_system": frozenset({"document_title", "task_description"}),
-    "critic_turn": frozenset(
-        {"passages", "history", "question", "answer", "link", "link_kind", "instruction", "expectation"}
-    ),
+    "critic_turn": frozenset({"passages", "history", "question", "answer", "link", "link_kind", "instruction"}),
     "training_system": frozenset({"passages", "document_title"}),
 }
 """The placeholders the core fills in each template."""
@@ -72,7 +66,7 @@ class Prompts:
     critic_system: str
     """System prompt of the LLM judge: the rubric."""
     critic_turn: str
-    """The judge's input for one turn: passages, history, question, answer, expectation."""
+    """The judge's input for one turn: passages, history, question, answer (and the task's own, e.g. expectation)."""
     training_system: str
     """System prompt of exported training conversations: the passages the answers rest on."""
 
@@ -126,18 +120,21 @@ class Task:
     """Combines cheap signals and the judge's output into the turn's verdict (the acceptance rule)."""
     check_user: Callable[[CriticInputs], UserCheck]
     """Checks the user turn: planned link realised, stayed in role."""
+    default_flow: str = ""
+    """The flow graph a conversation follows when none is named (required: every task names one)."""
     accept_conversation: Callable[[ConversationDraft], ConversationCheck] | None = None
     """Checks the whole conversation once every exchange passed (e.g. "the customer's goal was reached");
     None accepts every conversation whose exchanges all passed."""
-    default_flow: str = "grounded_qa"
     persona_dirs: tuple[Path, ...] = ()
     """Folders searched for personas before the shipped `personas/`."""
     flow_dirs: tuple[Path, ...] = ()
     """Folders searched for flow graphs before the shipped `graphs/`."""
     default_personas: tuple[str, ...] = ()
     """Personas a batch run uses when its config names none; empty means every persona found."""
+    default_persona: str = ""
+    """The persona of a single conversation that names none; empty means the first of `default_personas`."""
     variables: Mapping[str, Callable[[PromptContext], str]] = field(default_factory=dict)
-    """Extra placeholders the task fills itself, by name; a core name (e.g. `expectation`) is overridden."""
+    """Extra placeholders the task fills itself, by name (e.g. `expectation`); a core name is overridden."""
     graph_builder: Callable[[Task], StateGraph[Any, Any, Any, Any]] | None = None
     """Builds a different turn loop; default: the standard plan/user/retrieve/assistant/critic graph."""
     version: str = "1"
@@ -146,6 +143,11 @@ class Task:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not TASK_NAME.match(self.name):
             raise TaskError(f"Task name {self.name!r} is invalid: use lowercase letters, digits and underscores.")
+        if not isinstance(self.default_flow, str) or not self.default_flow:
+            raise TaskError(
+                f"Task {self.name!r} names no default flow: set `default_flow` to the flow graph its conversations "
+                "follow when none is named (e.g. default_flow=\"grounded_qa\")."
+            )
         if not isinstance(self.prompts, Prompts):
             raise TaskError(f"Task {self.name!r}: prompts must be a Prompts, got {type(self.prompts).__name__}.")
         self._check_judge_schema()
@@ -197,16 +199,32 @@ class Task:
 
     @property
     def first_persona(self) -> str:
-        """The persona used when none is named: the task's first default persona."""
-        return self.default_personas[0] if self.default_personas else FALLBACK_PERSONA
+        """The persona used when none is named: `default_persona`, else the first of `default_personas`."""
+        if self.default_persona:
+            return self.default_persona
+        if not self.default_personas:
+            raise TaskError(
+                f"Task {self.name!r} declares no default persona: name one (`persona=` or `--persona`), "
+                "or give the task `default_personas`."
+            )
+        return self.default_personas[0]
 
-    def training_system_prompt(self, conversation: Conversation, passages: list[Passage]) -> str:
-        """The system prompt of an exported training conversation."""
-        from codi_agents.simulation._prompting import render_passages
 
-        return self.prompts.training_system.format(
-            passages=render_passages(passages), document_title=conversation.doc_title or conversation.doc_id
-        )
+@dataclass(frozen=True)
+class PromptContext:
+    """What a prompt can be built from at one point of a conversation; a task's `variables` read it."""
+
+    task: Task
+    document: Document
+    persona: Persona
+    link_name: str
+    link: Link
+    history: list[Turn]
+    turn_number: int
+    passages: list[Passage] = field(default_factory=list)
+    question: str = ""
+    answer: str = ""
+    document_view: str = ""
 
 
 def placeholders(template: str, where: str) -> set[str]:

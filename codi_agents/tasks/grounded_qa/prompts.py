@@ -63,3 +63,13 @@ PROMPTS = Prompts(
     critic_turn=CRITIC_TURN,
     training_system=TRAINING_SYSTEM,
 )
+
+EXPECTATIONS = {
+    "answerable": "The user asked a question the document should answer: the reply must answer it from the passages.",
+    "unanswerable": (
+        "The user was asked to pose a question the document does not answer. If the passages do not hold the "
+        "answer, the right reply says so plainly and does not guess; if they do hold it, the reply must answer it."
+    ),
+    "closing": "The user is ending the conversation: the reply should be brief and add no new facts.",
+}
+"""What the judge should expect of the reply, by the kind of the link (the `{expectation}` placeholder)."""

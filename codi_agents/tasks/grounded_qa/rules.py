@@ -44,6 +44,8 @@ from typing import Any
 
 from codi_agents._record import RejectionCategory, UserCheck, Verdict
 from codi_agents.critic._inputs import CriticInputs
+from codi_agents.tasks._base import PromptContext
+from codi_agents.tasks.grounded_qa.prompts import EXPECTATIONS
 
 MAX_CLOSING_WORDS = 60
 MIN_ANSWER_WORDS = 1
@@ -58,6 +60,11 @@ MAX_ELLIPTICAL_WORDS = 8
 MAX_TOPIC_SHIFT_OVERLAP = 0.5
 """A topic shift shares at most this share of its content words with the last exchange."""
 INVENTION_SIGNALS = ("novel_numbers", "novel_names", "personal_claims")
+
+
+def expectation(context: PromptContext) -> str:
+    """The judge's expectation for this link: answer from the passages, abstain, or close briefly."""
+    return EXPECTATIONS[context.link.kind]
 
 
 def grounded_decision(inputs: CriticInputs) -> Verdict:

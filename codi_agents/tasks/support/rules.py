@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 from codi_agents._record import RejectionCategory, Turn, UserCheck, Verdict
-from codi_agents.critic import CriticInputs
+from codi_agents.critic._inputs import CriticInputs
 from codi_agents.inputs._passages import Passage
-from codi_agents.simulation._prompting import PromptContext
-from codi_agents.tasks._base import ConversationCheck, ConversationDraft
+from codi_agents.tasks._base import ConversationCheck, ConversationDraft, PromptContext
 from codi_agents.tasks.grounded_qa import grounded_decision, grounded_user_check
 from codi_agents.tasks.support.prompts import EXPECTATIONS
 

@@ -8,7 +8,7 @@ fails right here, at import, naming the prompt and the allowed placeholders.
 from pathlib import Path
 
 from codi_agents import Prompts, Task
-from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision, grounded_user_check
+from codi_agents.tasks.grounded_qa import GroundedJudgement, expectation, grounded_decision, grounded_user_check
 
 HERE = Path(__file__).parent
 
@@ -48,6 +48,7 @@ task = Task(
     judge_schema=GroundedJudgement,
     decide=grounded_decision,
     check_user=grounded_user_check,
+    variables={"expectation": expectation},
     default_flow="tutoring",
     flow_dirs=(HERE / "graphs",),
     persona_dirs=(HERE / "personas",),
