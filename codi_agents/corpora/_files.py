@@ -35,6 +35,7 @@ class FileSource(CorpusSource):
     def __init__(self, spec: str | Path, *, max_bytes: int, oversize: OversizePolicy = "truncate") -> None:
         super().__init__(_display(str(spec)), max_bytes=max_bytes, oversize=oversize)
         self._files = _resolve(spec)
+        self._names = [_display(str(path)) for path, _ in self._files]
 
     @property
     def shards(self) -> Sequence[str]:
@@ -64,8 +65,7 @@ class FileSource(CorpusSource):
 
     def name(self, shard: int, position: int, line: int) -> str:
         """`file:line` for a JSONL record, the file's path otherwise."""
-        path = _display(str(self._files[shard][0]))
-        return f"{path}:{line}" if line else path
+        return f"{self._names[shard]}:{line}" if line else self._names[shard]
 
     def _jsonl(self, shard: int, path: Path) -> Iterator[Record]:
         try:

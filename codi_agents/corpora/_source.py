@@ -29,7 +29,7 @@ from typing import Any
 
 from codi_agents.batch._corpus import Corpus, Skipped, _Reader
 from codi_agents.errors import DocumentError
-from codi_agents.inputs._documents import Document, OversizePolicy, clean_text
+from codi_agents.inputs._documents import Document, OversizePolicy
 
 logger = logging.getLogger("codi_agents.corpora")
 
@@ -119,7 +119,7 @@ class CorpusSource(ABC):
                 document = record.document
                 if document is None:
                     continue
-                if not clean_text(document.text):
+                if not document.text:  # the record rules cleaned it already (`clean_text`)
                     result.skipped.append(_skipped(record.where, "the text is empty"))
                     continue
                 if document.id in ids:

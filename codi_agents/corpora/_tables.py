@@ -94,6 +94,7 @@ class ParquetSource(TableSource):
     def __init__(self, spec: str | Path, **options: Any) -> None:
         super().__init__(_display(str(spec)), **options)
         self._paths = _parquet_files(spec)
+        self._names = [_display(str(path)) for path in self._paths]
         import pyarrow.parquet as pq
 
         for path in self._paths:
@@ -138,7 +139,7 @@ class ParquetSource(TableSource):
 
     def name(self, shard: int, position: int, line: int) -> str:
         """`file#row` (rows counted from 0)."""
-        return f"{_display(str(self._paths[shard]))}#{position}"
+        return f"{self._names[shard]}#{position}"
 
 
 class HuggingFaceSource(TableSource):
