@@ -105,3 +105,12 @@ def test_an_unreachable_cluster_is_an_error_within_the_timeout() -> None:
         port = probe.getsockname()[1]  # free, and closed again: nothing listens there
     with pytest.raises(ClusterError, match=rf"at '127.0.0.1:{port}' is unreachable.*ray start --head"):
         connect(ClusterSpec(address=f"127.0.0.1:{port}", connect_timeout=2))
+
+
+def test_the_address_comes_from_ray_address_and_a_malformed_one_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "head-node:6379")
+    assert ClusterSpec().address == "head-node:6379" and not ClusterSpec().local
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert ClusterSpec().local
+    with pytest.raises(ConfigError, match=r"Ray address 'head-node:ray' is not valid; use host:port"):
+        connect(ClusterSpec(address="head-node:ray"))
