@@ -163,13 +163,19 @@ class _Reader:
         except json.JSONDecodeError as error:
             self.skip(where, f"not valid JSON ({error.msg} at column {error.colno})")
             return None
+        return self.fields(record, where, decoding_errors=decoding_errors)
+
+    def fields(
+        self, record: Any, where: str, *, decoding_errors: int = 0, source_format: str = "jsonl"
+    ) -> Document | None:
+        """A parsed record (`{id or doc_id, title, text}`) as a document, or None (skipped, with the reason)."""
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             self.skip(where, "not a record with a `text` string; each line must be {id, title, text}")
             return None
         text: str = record["text"]
         ident = record.get("id", record.get("doc_id"))
         ident = where if ident is None or not str(ident).strip() else str(ident)
-        metadata: dict[str, Any] = {"format": "jsonl"}
+        metadata: dict[str, Any] = {"format": source_format}
         encoded = text.encode("utf-8", errors="replace")
         if len(encoded) > self.max_bytes:
             if self.oversize == "skip":

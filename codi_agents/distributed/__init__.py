@@ -1,0 +1,23 @@
+"""Work spread over Ray worker processes, on this machine or a cluster; Ray is imported only when used.
+
+- `ClusterSpec`: a local cluster of N workers, or the address of one to join (`RAY_ADDRESS`, `auto`).
+- `WorkerPool`: worker actors holding a long-lived object built from a picklable spec; the driver hands
+  out small chunks, collects results as they finish and re-dispatches the chunks of a worker that died.
+"""
+
+from codi_agents.distributed._cluster import ClusterError, ClusterSpec, connect, shutdown
+from codi_agents.distributed._pool import PoolStats, WorkerPool, WorkerPoolError
+from codi_agents.distributed._worker import Item, Result, WorkerInfo
+
+__all__ = [
+    "ClusterError",
+    "ClusterSpec",
+    "Item",
+    "PoolStats",
+    "Result",
+    "WorkerInfo",
+    "WorkerPool",
+    "WorkerPoolError",
+    "connect",
+    "shutdown",
+]
