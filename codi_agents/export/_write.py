@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from codi_agents._record import Conversation
 from codi_agents._security import redact
 from codi_agents._version import __version__
-from codi_agents.errors import UserError
+from codi_agents.errors import ExportError
 from codi_agents.export._formats import (
     FORMATS,
     ExportFormat,
@@ -40,12 +40,8 @@ _OUTPUT_NAMES = (
     "train.jsonl", "validation.jsonl", INFO_FILE, "dataset_dict.json", "train", "validation", PARQUET_DIR
 )  # fmt: skip
 """Everything an export may write into its output directory (and may remove with `overwrite`)."""
-_MANIFEST_KEYS = ("fingerprint", "settings_fingerprint", "config_fingerprint", "codi_version", "models", "task")
+_MANIFEST_FIELDS = {"fingerprint", "settings_fingerprint", "codi_version", "models", "task"}
 """Manifest fields copied into `export_info.json`; never the config, which may name credentials."""
-
-
-class ExportError(UserError):
-    """The export cannot be written: nothing to export, or the output directory is in the way."""
 
 
 @dataclass
@@ -245,7 +241,7 @@ def _remove_outputs(out: Path) -> None:
 
 def _unchecked_duplicates(run: RunDirectory, options: ExportOptions) -> list[str]:
     """A warning when near-duplicates are to be dropped but the run never looked for them."""
-    dedup = (run.manifest.get("config") or {}).get("dedup") or {}
+    dedup = run.manifest.config.dedup if run.manifest is not None else {}
     if options.drop_near_duplicates and dedup.get("enabled") is False:
         return [
             f"{run.path} was run with near-duplicate detection off (dedup.enabled = false): no conversation is "
@@ -300,7 +296,7 @@ def _info(run: RunDirectory, result: ExportResult, options: ExportOptions) -> di
             "near_duplicate": result.counts.near_duplicate,
             "below_min_score": result.counts.below_min_score,
         },
-        "run": {key: run.manifest[key] for key in _MANIFEST_KEYS if key in run.manifest},
+        "run": run.manifest.model_dump(mode="json", include=_MANIFEST_FIELDS) if run.manifest is not None else {},
         "warnings": result.warnings,
     }
 

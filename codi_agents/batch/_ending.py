@@ -1,0 +1,73 @@
+"""The run's manifest and summary on disk: the manifest when a session starts, both when it ends.
+
+Both are written atomically and redacted: a key that reached a message (a server quoting it) never
+reaches the run directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from codi_agents._security import redact
+from codi_agents.batch._manifest import session_ended
+from codi_agents.batch._outcome import Outcomes
+from codi_agents.batch._prepare import PreparedRun, session_endpoints
+from codi_agents.batch._progress import Snapshot
+from codi_agents.batch._summary import build_summary, document_counts
+from codi_agents.config._run_config import RunConfig
+from codi_agents.rundir._files import dump_json, write_atomic
+from codi_agents.rundir._layout import RunLayout
+from codi_agents.rundir._models import RequestCounts, RunManifest, RunStatus, RunSummary
+
+
+def write_manifest(layout: RunLayout, manifest: RunManifest, secrets: Sequence[str]) -> None:
+    """Replace `manifest.json`."""
+    _write(layout.manifest, manifest, secrets)
+
+
+def finish_files(
+    prepared: PreparedRun,
+    outcomes: Outcomes,
+    snapshot: Snapshot,
+    config: RunConfig,
+    *,
+    status: RunStatus,
+    stopped_because: str | None,
+    secrets: Sequence[str],
+) -> RunSummary:
+    """Build the run's summary from the tally; write it and the manifest of the ended session."""
+    endpoints = [endpoint.snapshot() for endpoint in session_endpoints(prepared.planned.session)]
+    earlier = prepared.manifest.sessions[:-1] if prepared.manifest is not None else []
+    summary = build_summary(
+        outcomes.tally,
+        status=status,
+        planned=snapshot.planned,
+        wall_seconds=snapshot.elapsed,
+        earlier_wall_seconds=sum(session.wall_seconds or 0.0 for session in earlier),
+        finished_now=snapshot.done_now,
+        errors=outcomes.errors,
+        requests=RequestCounts(
+            requests=sum(e.requests for e in endpoints),
+            retries=sum(e.retries for e in endpoints),
+            errors=sum(e.errors for e in endpoints),
+            rate_limited=sum(e.rate_limited for e in endpoints),
+        ),
+        documents=document_counts(prepared.planned.corpus),
+        near_duplicates=outcomes.near_duplicates(config.dedup),
+        prices=config.prices,
+        stopped_because=stopped_because,
+    )
+    if prepared.layout is not None and prepared.manifest is not None:
+        _write(prepared.layout.summary, summary, secrets)
+        prepared.manifest = session_ended(
+            prepared.manifest, status, finished=outcomes.tally.finished, wall_seconds=snapshot.elapsed
+        )
+        _write(prepared.layout.manifest, prepared.manifest, secrets)
+    return summary
+
+
+def _write(path: Path, model: BaseModel, secrets: Sequence[str]) -> None:
+    write_atomic(path, redact(dump_json(model), list(secrets)).encode("utf-8"))
