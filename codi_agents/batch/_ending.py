@@ -1,5 +1,6 @@
-"""The run's manifest and summary on disk: the manifest when a session starts, both when it ends.
+"""The run's state: its counters now (`run_snapshot`), its manifest and summary on disk.
 
+The manifest is written when a session starts, both files when it ends.
 Both are written atomically and redacted: a key that reached a message (a server quoting it) never
 reaches the run directory.
 """
@@ -16,11 +17,34 @@ from codi_agents.batch._manifest import session_ended
 from codi_agents.batch._outcome import Outcomes
 from codi_agents.batch._prepare import PreparedRun, session_endpoints
 from codi_agents.batch._progress import Snapshot
-from codi_agents.batch._summary import build_summary, document_counts
+from codi_agents.batch._summary import Tally, build_summary, document_counts
 from codi_agents.config._run_config import RunConfig
 from codi_agents.rundir._files import dump_json, write_atomic
 from codi_agents.rundir._layout import RunLayout
 from codi_agents.rundir._models import RequestCounts, RunManifest, RunStatus, RunSummary
+
+
+def run_snapshot(
+    prepared: PreparedRun | None, outcomes: Outcomes | None, *, in_flight: int, elapsed: float
+) -> Snapshot:
+    """The counters of a run (all zero before it is prepared); requests come from the endpoints' snapshots."""
+    endpoints = [e.snapshot() for e in session_endpoints(prepared.planned.session)] if prepared else []
+    tally = outcomes.tally if outcomes is not None else Tally()
+    return Snapshot(
+        planned=len(prepared.planned.plan) if prepared is not None else 0,
+        resumed=prepared.resumed if prepared is not None else 0,
+        accepted=tally.accepted,
+        rejected=tally.rejected,
+        errors=outcomes.errors if outcomes is not None else 0,
+        near_duplicates=sum(outcomes.dedup.flagged.values()) if outcomes is not None else 0,
+        in_flight=in_flight,
+        requests=sum(e.requests for e in endpoints),
+        retries=sum(e.retries for e in endpoints),
+        rate_limited=sum(e.rate_limited for e in endpoints),
+        input_tokens=sum(e.input_tokens for e in endpoints),
+        output_tokens=sum(e.output_tokens for e in endpoints),
+        elapsed=elapsed,
+    )
 
 
 def write_manifest(layout: RunLayout, manifest: RunManifest, secrets: Sequence[str]) -> None:

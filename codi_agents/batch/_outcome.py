@@ -13,11 +13,13 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from codi_agents._record import Conversation
 from codi_agents._security import redact
 from codi_agents.batch._dedup import NearDuplicates
 from codi_agents.batch._plan import Planned
+from codi_agents.batch._prepare import PreparedRun
 from codi_agents.batch._summary import Tally
 from codi_agents.config._run_config import DedupConfig
 from codi_agents.errors import RunError
@@ -53,6 +55,27 @@ class Outcomes:
         """Conversations that failed in this session."""
         self.secrets = list(secrets)
         self._stop = stop
+
+    @classmethod
+    def of_run(
+        cls,
+        prepared: PreparedRun,
+        dedup: NearDuplicates,
+        *,
+        secrets: Sequence[str],
+        stop: Callable[[BaseException], None],
+    ) -> Outcomes:
+        """The outcomes of a prepared run: appended to its directory (if any), counted on from its read-back."""
+        layout = prepared.layout
+        return cls(
+            writer=RecordWriter(layout.root) if layout is not None else None,
+            tally=prepared.tally,
+            dedup=dedup,
+            done=prepared.done,
+            dropped=prepared.dropped,
+            secrets=secrets,
+            stop=stop,
+        )
 
     async def finished(self, conversation: Conversation) -> None:
         """Check, write and count a finished conversation; it is on disk when this returns."""
@@ -113,3 +136,16 @@ class Outcomes:
             self._stop(
                 RunError(f"Cannot write to {self.writer.directory}: {error}. Free some space, then resume the run.")
             )
+
+
+def raise_without_secrets(error: BaseException, secrets: Sequence[str]) -> NoReturn:
+    """Raise `error`; a copy without its cause when its message quotes a secret (a server that repeats the
+    key it was sent), so that no traceback shows the key."""
+    message = redact(str(error), secrets)
+    if message == str(error):
+        raise error
+    try:
+        clean = type(error)(message)
+    except Exception:
+        clean = RunError(message)
+    raise clean from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,7 @@ def plan_run(
 
 
 async def prepare_run(
-    planned: RunPlan,
+    make_plan: Callable[[], RunPlan],
     out: Path | None,
     *,
     config: RunConfig,
@@ -133,15 +133,18 @@ async def prepare_run(
     resume: bool,
     force: bool,
 ) -> PreparedRun:
-    """Lock and check the run directory, read back what is done, open the session, make the manifest.
-    On failure nothing is left held or open."""
+    """Lock the run directory, plan, check the directory and read back what is done, open the session, make
+    the manifest. The lock comes first, so a second run on a directory stops at once; on failure nothing is
+    left held or open."""
     layout = RunLayout(out) if out is not None else None
     lock = None
     if layout is not None:
         check_directory(layout.root)
         lock = RunLock(layout.root)
-        lock.acquire()  # before anything reads or changes the directory: a second run stops here
+        lock.acquire()  # before anything reads or changes the directory
+    planned: RunPlan | None = None
     try:
+        planned = await asyncio.to_thread(make_plan)
         prepared = PreparedRun(planned, layout, lock, manifest=None)
         previous = None
         if layout is not None:
@@ -172,7 +175,8 @@ async def prepare_run(
             prepared.manifest = session_ended(made, "running", finished=prepared.tally.finished, wall_seconds=None)
         return prepared
     except BaseException:
-        planned.session.close()
+        if planned is not None:
+            planned.session.close()
         if lock is not None:
             lock.release()
         raise

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
@@ -24,10 +24,10 @@ from codi_agents._security import redact
 from codi_agents.batch._collector import COLLECTOR
 from codi_agents.batch._corpus import Corpus
 from codi_agents.batch._dedup import NearDuplicates
-from codi_agents.batch._ending import finish_files, write_manifest
-from codi_agents.batch._outcome import Outcomes
+from codi_agents.batch._ending import finish_files, run_snapshot, write_manifest
+from codi_agents.batch._outcome import Outcomes, raise_without_secrets
 from codi_agents.batch._plan import Plan, Planned
-from codi_agents.batch._prepare import PreparedRun, RunPlan, plan_run, prepare_run, session_endpoints
+from codi_agents.batch._prepare import PreparedRun, RunPlan, plan_run, prepare_run
 from codi_agents.batch._progress import NoProgress, ProgressView, Snapshot
 from codi_agents.config._run_config import RunConfig
 from codi_agents.config._settings import Settings
@@ -38,7 +38,6 @@ from codi_agents.llm._calls import EndpointDownError
 from codi_agents.llm._models import ModelsArgument
 from codi_agents.rundir._layout import ERRORS_FILE
 from codi_agents.rundir._models import RunStatus, RunSummary
-from codi_agents.rundir._writer import RecordWriter
 from codi_agents.simulation._session import Session
 
 logger = logging.getLogger("codi_agents.batch")
@@ -118,6 +117,9 @@ class BatchRun:
 
     def make_plan(self) -> Plan:
         """Read the corpus and make the plan (once); nothing is written and no model is started."""
+        return self._plan_once().plan
+
+    def _plan_once(self) -> RunPlan:
         if self._planned is None:
             self._planned = plan_run(
                 self.corpus_spec,
@@ -127,7 +129,7 @@ class BatchRun:
                 models=self.models,
                 embedding_function=self.embedding_function,
             )
-        return self._planned.plan
+        return self._planned
 
     # -- the run -----------------------------------------------------------------------------------------
 
@@ -149,7 +151,7 @@ class BatchRun:
             if self._fatal is not None:
                 stopped_because = str(self._fatal)
                 status = "stopped"
-                self._raise_redacted(self._fatal)
+                raise_without_secrets(self._fatal, self.secrets)
             assert self._outcomes is not None
             status = "completed" if not self._outcomes.errors else "incomplete"
         except (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit):
@@ -170,26 +172,16 @@ class BatchRun:
 
     async def _prepare(self) -> Session:
         """Plan, lock and read back the run directory, open the session, write the manifest, start the writer."""
-        await asyncio.to_thread(self.make_plan)
-        assert self._planned is not None
         dedup = NearDuplicates(self.config.dedup)
         prepared = await prepare_run(
-            self._planned, self.out, config=self.config, dedup=dedup, models=self.models,
+            self._plan_once, self.out, config=self.config, dedup=dedup, models=self.models,
             resume=self.resume, force=self.force,
         )  # fmt: skip
         self._prepared = prepared
-        self._pending = (item for item in self._planned.plan if item.id not in prepared.done)
+        self._pending = (item for item in prepared.planned.plan if item.id not in prepared.done)
         if prepared.layout is not None and prepared.manifest is not None:
             write_manifest(prepared.layout, prepared.manifest, self.secrets)
-        self._outcomes = Outcomes(
-            writer=RecordWriter(prepared.layout.root) if prepared.layout is not None else None,
-            tally=prepared.tally,
-            dedup=dedup,
-            done=prepared.done,
-            dropped=prepared.dropped,
-            secrets=self.secrets,
-            stop=self._stop,
-        )
+        self._outcomes = Outcomes.of_run(prepared, dedup, secrets=self.secrets, stop=self._stop)
         return prepared.planned.session
 
     # -- workers -----------------------------------------------------------------------------------------
@@ -247,18 +239,6 @@ class BatchRun:
             self._passages[document.id] = future
         return await asyncio.shield(future)
 
-    def _raise_redacted(self, error: BaseException) -> NoReturn:
-        """Raise `error` to the caller; a copy without its cause when its message quotes a secret (a server
-        that repeats the key it was sent), so no traceback shows the key."""
-        message = redact(str(error), self.secrets)
-        if message == str(error):
-            raise error
-        try:
-            clean = type(error)(message)
-        except Exception:
-            clean = RunError(message)
-        raise clean from None
-
     def _stop(self, error: BaseException) -> None:
         if self._fatal is None:
             self._fatal = error
@@ -291,24 +271,8 @@ class BatchRun:
 
     def snapshot(self) -> Snapshot:
         """The run's counters now."""
-        prepared, outcomes = self._prepared, self._outcomes
-        endpoints = [e.snapshot() for e in session_endpoints(prepared.planned.session)] if prepared else []
-        tally = outcomes.tally if outcomes is not None else None
-        return Snapshot(
-            planned=len(self.plan) if self.plan is not None else 0,
-            resumed=prepared.resumed if prepared is not None else 0,
-            accepted=tally.accepted if tally is not None else 0,
-            rejected=tally.rejected if tally is not None else 0,
-            errors=outcomes.errors if outcomes is not None else 0,
-            near_duplicates=sum(outcomes.dedup.flagged.values()) if outcomes is not None else 0,
-            in_flight=self._in_flight,
-            requests=sum(e.requests for e in endpoints),
-            retries=sum(e.retries for e in endpoints),
-            rate_limited=sum(e.rate_limited for e in endpoints),
-            input_tokens=sum(e.input_tokens for e in endpoints),
-            output_tokens=sum(e.output_tokens for e in endpoints),
-            elapsed=time.monotonic() - self._started if self._started else 0.0,
-        )
+        elapsed = time.monotonic() - self._started if self._started else 0.0
+        return run_snapshot(self._prepared, self._outcomes, in_flight=self._in_flight, elapsed=elapsed)
 
     def _finish(self, status: RunStatus, stopped_because: str | None) -> None:
         """Flush the records, write the summary and the manifest, stop the progress view, release the directory."""
