@@ -21,17 +21,7 @@ from codi_agents.rundir import RunManifest, RunSummary, current_writer
 from codi_agents.rundir._lock import read_holder
 from codi_agents.testing import FakeOpenAIServer
 
-CORPUS = Path(__file__).parent / "data" / "doc2dial_docs.jsonl"
 WAIT_SECONDS = 180
-
-
-@pytest.fixture
-def one_document(tmp_path: Path) -> Path:
-    """A corpus of one short document (the CLI indexes it with the real MiniLM embeddings)."""
-    path = tmp_path / "one.jsonl"
-    row = json.loads(CORPUS.read_text().splitlines()[0])
-    path.write_text(json.dumps({**row, "text": row["text"][:1500]}) + "\n")
-    return path
 
 
 def codi_run_argv(corpus: Path, out: Path, server: FakeOpenAIServer, *options: object) -> list[str]:
@@ -90,7 +80,7 @@ def test_a_run_holds_its_directory_a_second_is_refused_and_readers_read_it_meanw
         exported = export_run(out, "openai", tmp_path / "export")  # readers take no lock and wait for nothing
         report = build_report(out)
         assert first.poll() is None
-        assert 1 <= sum(exported.rows.values()) and report.overview.conversations >= 2
+        assert sum(exported.rows.values()) >= 1 and report.overview.conversations >= 2
         assert any(f"A run is still writing {out} (pid {first.pid}" in text for text in report.overview.warnings)
     finally:
         first.send_signal(signal.SIGINT)

@@ -81,7 +81,7 @@ def finish_files(
         ),
         documents=document_counts(prepared.planned.corpus),
         near_duplicates=outcomes.near_duplicates(config.dedup),
-        prices=config.prices,
+        prices={str(role): price for role, price in config.prices.items()},
         stopped_because=stopped_because,
     )
     if prepared.layout is not None and prepared.manifest is not None:

@@ -83,6 +83,7 @@ class BatchRun:
         self._planned: RunPlan | None = None
         self._prepared: PreparedRun | None = None
         self._outcomes: Outcomes | None = None
+        self._dedup = NearDuplicates(config.dedup)  # a bad [dedup] table fails here, before anything runs
         self._in_flight = 0
         self._consecutive_errors = 0
         self._fatal: BaseException | None = None
@@ -111,6 +112,11 @@ class BatchRun:
         return self._planned.plan if self._planned is not None else None
 
     @property
+    def session(self) -> Session | None:
+        """The run's session, once the plan is made (open while the run lasts)."""
+        return self._planned.session if self._planned is not None else None
+
+    @property
     def corpus(self) -> Corpus | None:
         """The corpus as read, once the plan is made."""
         return self._planned.corpus if self._planned is not None else None
@@ -130,8 +136,6 @@ class BatchRun:
                 embedding_function=self.embedding_function,
             )
         return self._planned
-
-    # -- the run -----------------------------------------------------------------------------------------
 
     async def _run(self) -> AsyncIterator[Conversation]:
         status: RunStatus = "failed"
@@ -172,19 +176,16 @@ class BatchRun:
 
     async def _prepare(self) -> Session:
         """Plan, lock and read back the run directory, open the session, write the manifest, start the writer."""
-        dedup = NearDuplicates(self.config.dedup)
         prepared = await prepare_run(
-            self._plan_once, self.out, config=self.config, dedup=dedup, models=self.models,
+            self._plan_once, self.out, config=self.config, dedup=self._dedup, models=self.models,
             resume=self.resume, force=self.force,
         )  # fmt: skip
         self._prepared = prepared
         self._pending = (item for item in prepared.planned.plan if item.id not in prepared.done)
         if prepared.layout is not None and prepared.manifest is not None:
             write_manifest(prepared.layout, prepared.manifest, self.secrets)
-        self._outcomes = Outcomes.of_run(prepared, dedup, secrets=self.secrets, stop=self._stop)
+        self._outcomes = Outcomes.of_run(prepared, self._dedup, secrets=self.secrets, stop=self._stop)
         return prepared.planned.session
-
-    # -- workers -----------------------------------------------------------------------------------------
 
     async def _worker(self, session: Session) -> None:
         outcomes = self._outcomes
@@ -266,8 +267,6 @@ class BatchRun:
         while True:
             await asyncio.sleep(REPORT_SECONDS)
             self.progress.update(self.snapshot())
-
-    # -- state and the end -------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         """The run's counters now."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -74,7 +74,7 @@ def _ordered_kinds(sets: Sequence[tuple[LanguageStats, str]]) -> list[str]:
 
 def diversity_figure(language: LanguageStats, reference: LanguageStats | None) -> go.Figure:
     """Diversity and context-dependence measures side by side (all are shares between 0 and 1)."""
-    labels = {
+    labels: dict[str, Callable[[LanguageStats], float | None]] = {
         "distinct-1 (user)": lambda s: s.distinct.get("user-1"),
         "distinct-2 (user)": lambda s: s.distinct.get("user-2"),
         "distinct-1 (assistant)": lambda s: s.distinct.get("assistant-1"),
