@@ -2,7 +2,8 @@
 
 The run directory holds `accepted.jsonl` and `rejected.jsonl` (one `Conversation` per line),
 `errors.jsonl` (conversations that failed on server errors, retried on resume), `manifest.json`,
-`summary.json` and `index/` (the persistent Chroma collection).
+`summary.json`, `index/` (the persistent Chroma collection) and `run.lock`, held by the one run writing
+the directory (see `codi_agents.rundir`).
 """
 
 from codi_agents.batch._api import arun, iter_conversations, run
