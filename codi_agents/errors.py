@@ -36,6 +36,19 @@ class TaskError(UserError):
     """A conversational task is unknown, malformed or registered twice."""
 
 
+class RunDirectoryError(UserError):
+    """A run directory cannot be used as asked: another run is writing it, it holds another run's files or a
+    changed config, or one of its files is missing, corrupt or of another format; the message names the file."""
+
+
+class ExportError(UserError):
+    """The export cannot be written: nothing to export, or the output directory is in the way."""
+
+
+class ReferenceDataError(UserError):
+    """A reference file of human conversations cannot be read; the message names the file and line."""
+
+
 class RunError(CodiError):
     """A run failed for a reason outside the user's input."""
 

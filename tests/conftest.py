@@ -87,6 +87,15 @@ def wiki_document() -> Document:
 
 
 @pytest.fixture
+def one_document(tmp_path: Path) -> Path:
+    """A corpus of one short document: the CLI indexes it with the real MiniLM embeddings."""
+    path = tmp_path / "one.jsonl"
+    row = json.loads((DATA / "doc2dial_docs.jsonl").read_text().splitlines()[0])
+    path.write_text(json.dumps({**row, "text": row["text"][:1500]}) + "\n")
+    return path
+
+
+@pytest.fixture
 def embedding() -> HashingEmbeddingFunction:
     """Deterministic embeddings, no model."""
     return HashingEmbeddingFunction()

@@ -34,15 +34,6 @@ CORPUS = DATA / "doc2dial_docs.jsonl"
 KEY = "sk-codi-test-7f3a9c1e5b2d4f60a8e1"
 
 
-@pytest.fixture
-def one_document(tmp_path: Path) -> Path:
-    """A corpus of one short document: the CLI indexes it with the real MiniLM embeddings."""
-    path = tmp_path / "one.jsonl"
-    row = json.loads(CORPUS.read_text().splitlines()[0])
-    path.write_text(json.dumps({**row, "text": row["text"][:1500]}) + "\n")
-    return path
-
-
 def argv(*parts: object) -> list[str]:
     """Command-line arguments, as strings."""
     return [str(part) for part in parts]

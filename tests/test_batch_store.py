@@ -94,8 +94,8 @@ def test_a_new_record_file_is_made_durable_with_its_directory(tmp_path: Path, mo
     from codi_agents.rundir import _writer as store
 
     synced: list[Path] = []
-    real = store._sync_directory
-    monkeypatch.setattr(store, "_sync_directory", lambda directory: (synced.append(directory), real(directory)))
+    real = store.sync_directory
+    monkeypatch.setattr(store, "sync_directory", lambda directory: (synced.append(directory), real(directory)))
     writer = RecordWriter(tmp_path)
     writer.append("accepted", '{"id": "a"}').result(timeout=10)
     writer.append("accepted", '{"id": "b"}').result(timeout=10)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_export_rundir import INVENTED, RunFacts, build_run_dir
+from test_export_rundir import INVENTED, RunFacts, build_run_dir, run_manifest
 
 from codi_agents import Conversation, load_persona
 from codi_agents._record import Turn
@@ -325,7 +325,8 @@ def test_a_key_that_leaked_into_a_run_never_reaches_an_export(
     leaky = [c.model_copy(deep=True) for c in run_facts.accepted]
     leaky[0].turns[1].content += f" (debug: {key})"
     (run / "accepted.jsonl").write_text("".join(c.model_dump_json() + "\n" for c in leaky))
-    (run / "manifest.json").write_text(json.dumps({"fingerprint": "f", "config": {"settings": {"api_key": key}}}))
+    manifest = run_manifest(planned=len(leaky), settings={"api_key": key})  # a key where none belongs
+    (run / "manifest.json").write_text(manifest.model_dump_json())
     monkeypatch.setenv("OPENAI_API_KEY", key)
     for format in ("openai", "hf"):
         result = codi(capsys, "export", str(run), "--format", format, "--out", str(tmp_path / format))

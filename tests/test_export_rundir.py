@@ -10,9 +10,9 @@ streaming, a torn last line, corrupt lines and empty directories.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,19 @@ from conftest import load_jsonl_documents
 from langchain_core.messages import BaseMessage
 
 from codi_agents import Conversation, Document, Settings, load_flow, load_persona
+from codi_agents.batch._summary import Tally, build_summary
 from codi_agents.export import RunDirectory, RunDirectoryError, TornLineWarning
+from codi_agents.rundir._models import (
+    ConcurrencyRecord,
+    CorpusRecord,
+    DocumentCounts,
+    ManifestConfig,
+    NearDuplicateCounts,
+    RequestCounts,
+    RunManifest,
+    RunSummary,
+    SessionRecord,
+)
 from codi_agents.simulation._session import Session
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, approving_judgement, scripted_models
 
@@ -142,15 +154,56 @@ def build_run_dir(path: Path) -> RunFacts:
         with (path / name).open("w", encoding="utf-8") as handle:
             for record in records:
                 handle.write(record.model_dump_json() + "\n")
-    manifest = {
-        "codi_version": facts.accepted[0].codi_version,
-        "fingerprint": facts.accepted[0].settings_fingerprint,
-        "models": {"user": "scripted-user", "assistant": "scripted-assistant", "critic": "scripted-critic"},
-        "planned": PLANNED,
-        "config": {"n": PLANNED, "prices": {"assistant": {"input": 0.5, "output": 1.5}}},
-    }
-    (path / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    manifest = run_manifest(
+        planned=PLANNED,
+        fingerprint=facts.accepted[0].settings_fingerprint,
+        codi_version=facts.accepted[0].codi_version,
+        prices={"assistant": {"input": 0.5, "output": 1.5}},
+    )
+    (path / "manifest.json").write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
     return facts
+
+
+def run_manifest(
+    *, planned: int, fingerprint: str = "f" * 16, codi_version: str = "0.0.0", **config: Any
+) -> RunManifest:
+    """A manifest as `codi run` writes it, for a run directory built by hand; `config` adds run-config keys."""
+    now = datetime.now(UTC)
+    return RunManifest(
+        codi_version=codi_version,
+        created_at=now,
+        updated_at=now,
+        status="completed",
+        fingerprint=fingerprint,
+        previous_fingerprints=[],
+        settings_fingerprint=fingerprint,
+        planned=planned,
+        task="grounded_qa",
+        models={"user": "scripted-user", "assistant": "scripted-assistant", "critic": "scripted-critic"},
+        config=ManifestConfig.model_validate(
+            {"n": planned, "seed": 0, "concurrency": 4, "prices": {}, "dedup": {"enabled": True}, **config}
+        ),
+        inputs={},
+        corpus=CorpusRecord(source="tests/data", documents=9, skipped=0, duplicates=0, fingerprint="c" * 16),
+        concurrency=ConcurrencyRecord(conversations=4, requests_per_endpoint={}),
+        sessions=[
+            SessionRecord(started_at=now, ended_at=now, status="completed", fingerprint=fingerprint, finished=planned)
+        ],
+    )
+
+
+def run_summary(*, planned: int, wall_seconds: float, errors: int = 0, used: int = 1) -> RunSummary:
+    """A summary as `codi run` writes one, over no records (the records of a test are written by hand)."""
+    documents = DocumentCounts(
+        used=used, skipped_count=0, skipped=[], duplicates=0, truncated_count=0, truncated=[], replaced_bytes=0,
+        with_replaced_bytes={},
+    )  # fmt: skip
+    return build_summary(
+        Tally(), status="incomplete" if errors else "completed", planned=planned, wall_seconds=wall_seconds,
+        earlier_wall_seconds=0.0, finished_now=0, errors=errors,
+        requests=RequestCounts(requests=0, retries=0, errors=0, rate_limited=0), documents=documents,
+        near_duplicates=NearDuplicateCounts(flagged=0, by_flag={}, dropped=0, policy="none", threshold=0.8), prices={},
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +227,8 @@ def test_conversations_stream_back_in_file_order(run_facts: RunFacts) -> None:
     run = RunDirectory.open(run_facts.path)
     assert [c.id for c in run.conversations()] == [c.id for c in run_facts.conversations]
     assert [c.id for c in run.conversations("rejected")] == [c.id for c in run_facts.rejected]
-    assert run.manifest["planned"] == PLANNED
-    assert run.summary == {}
+    assert run.manifest is not None and run.manifest.planned == PLANNED
+    assert run.summary is None and run.writer is None
 
 
 def test_a_torn_last_line_is_skipped_with_a_warning(run_facts: RunFacts, tmp_path: Path) -> None:

@@ -89,8 +89,8 @@ def test_batch_runs_talk_through_aiohttp_and_single_sessions_through_the_sdk_def
             )  # fmt: skip
             async with batch:
                 async for _ in batch:
-                    assert batch._session is not None and batch._session.context is not None
-                    models = batch._session.context.models.values()
+                    assert batch.session is not None and batch.session.context is not None
+                    models = batch.session.context.models.values()
                     seen = {type(m.chat.http_async_client) for m in models}  # type: ignore[attr-defined]
             return seen
 

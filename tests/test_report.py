@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA
-from test_export_rundir import PAYLOAD_SITE, PLANNED, RunFacts, build_run_dir
+from test_export_rundir import PAYLOAD_SITE, PLANNED, RunFacts, build_run_dir, run_manifest, run_summary
 
 from codi_agents.cli import main
+from codi_agents.errors import ReferenceDataError
 from codi_agents.export import ExportOptions, RunDirectoryError, TornLineWarning, export_run
-from codi_agents.report import ReferenceError, RunReport, build_report, read_reference, render_html, write_report
+from codi_agents.report import RunReport, build_report, read_reference, render_html, write_report
 
 REFERENCE = DATA / "doc2dial_conversations.jsonl"
 
@@ -58,11 +59,12 @@ def test_summary_json_of_the_run_supplies_wall_time_and_what_only_the_run_knows(
 ) -> None:
     for name in ("accepted.jsonl", "rejected.jsonl", "manifest.json"):
         shutil.copy(run_facts.path / name, tmp_path / name)
-    summary = {"status": "finished", "planned": 13, "wall_seconds": 754.5, "errors": 2, "documents": {"used": 9}}
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    summary = run_summary(planned=13, wall_seconds=754.5, errors=2, used=9)
+    (tmp_path / "summary.json").write_text(summary.model_dump_json())
     o = build_report(tmp_path).overview
     assert (o.wall_time_seconds, o.wall_time_source, o.planned) == (754.5, "summary.json", 13)
-    assert o.run_summary == {"status": "finished", "errors": 2, "documents": {"used": 9}}
+    assert o.run_summary["status"] == "incomplete" and o.run_summary["errors"] == 2
+    assert o.run_summary["documents"]["used"] == 9 and "stopped_because" not in o.run_summary
     assert "lost to server errors (retried on resume): 2" in render_html(build_report(tmp_path))
 
 
@@ -156,14 +158,14 @@ def test_a_run_that_accepted_nothing_is_measured_on_what_it_generated(run_facts:
 
 
 def test_reference_errors_name_file_and_line(tmp_path: Path) -> None:
-    with pytest.raises(ReferenceError, match="does not exist"):
+    with pytest.raises(ReferenceDataError, match="does not exist"):
         read_reference(tmp_path / "missing.jsonl")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"turns": [{"role": "user", "text": "Hi?"}]}\n{"turns": [{"role": "narrator", "text": "x"}]}\n')
-    with pytest.raises(ReferenceError, match=r"bad\.jsonl, line 2: turn 0 has role 'narrator'"):
+    with pytest.raises(ReferenceDataError, match=r"bad\.jsonl, line 2: turn 0 has role 'narrator'"):
         list(read_reference(bad))
     bad.write_text("\n\n")
-    with pytest.raises(ReferenceError, match="holds no conversations"):
+    with pytest.raises(ReferenceDataError, match="holds no conversations"):
         list(read_reference(bad))
 
 
@@ -234,7 +236,7 @@ def test_cli_writes_page_and_json_and_keeps_keys_out(
     leaky = [c.model_copy(deep=True) for c in run_facts.rejected]
     leaky[0].rejection_reason = f"server said: invalid key {key}"
     (run / "rejected.jsonl").write_text("".join(c.model_dump_json() + "\n" for c in leaky))
-    (run / "manifest.json").write_text(json.dumps({"config": {"settings": {"api_key": key}}, "planned": 3}))
+    (run / "manifest.json").write_text(run_manifest(planned=3, settings={"api_key": key}).model_dump_json())
     monkeypatch.setenv("OPENAI_API_KEY", key)
     page, numbers = tmp_path / "out" / "report.html", tmp_path / "out" / "report.json"
     result = codi(

@@ -9,6 +9,7 @@ corpus. `n` is left out on purpose: raising it extends a run. Keys never enter t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,16 @@ from codi_agents.batch._corpus import Corpus
 from codi_agents.batch._plan import Plan
 from codi_agents.config._run_config import RunConfig
 from codi_agents.config._settings import ROLES
+from codi_agents.errors import RunDirectoryError
 from codi_agents.llm._models import ModelsArgument, role_instances
-from codi_agents.rundir._writer import (
-    ACCEPTED_FILE,
-    ERRORS_FILE,
-    INDEX_DIR,
-    REJECTED_FILE,
-    SUMMARY_FILE,
-    RunDirectoryError,
+from codi_agents.rundir._models import (
+    ConcurrencyRecord,
+    CorpusRecord,
+    ManifestConfig,
+    RunFiles,
+    RunManifest,
+    RunStatus,
+    SessionRecord,
 )
 from codi_agents.simulation._session import Session
 from codi_agents.tasks._base import Task
@@ -63,11 +66,11 @@ def run_fingerprint(inputs: Mapping[str, Any]) -> str:
     return stable_hash(dict(inputs))
 
 
-def check_fingerprint(previous: Mapping[str, Any], inputs: Mapping[str, Any], out: Path) -> None:
+def check_fingerprint(previous: RunManifest, inputs: Mapping[str, Any], out: Path) -> None:
     """Refuse to resume a run whose inputs changed, saying what changed."""
-    if previous.get("fingerprint") == run_fingerprint(inputs):
+    if previous.fingerprint == run_fingerprint(inputs):
         return
-    changes = describe_changes(previous.get("inputs") or {}, inputs)
+    changes = describe_changes(previous.inputs, inputs)
     raise RunDirectoryError(
         f"{out} holds a run made with a different config; changed: {'; '.join(changes)}. "
         "Resume with the same config, add --force to go on with the new one (its conversations get new ids "
@@ -137,52 +140,70 @@ def models_per_role(session: Session, instances: ModelsArgument) -> dict[str, st
     return described
 
 
-def make_manifest(
-    *,
-    previous: Mapping[str, Any] | None,
-    inputs: Mapping[str, Any],
-    plan: Plan,
-    corpus: Corpus,
-    config: RunConfig,
-    session: Session,
-    instances: ModelsArgument,
-    concurrency: Mapping[str, Any],
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ManifestParts:
+    """What the manifest of a session records, gathered by the run's preparation."""
+
+    inputs: Mapping[str, Any]
+    plan: Plan
+    corpus: Corpus
+    config: RunConfig
+    session: Session
+    instances: ModelsArgument
+    requests_per_endpoint: Mapping[str, int]
+
+
+def make_manifest(previous: RunManifest | None, parts: ManifestParts) -> RunManifest:
     """The manifest of this session of the run; an earlier session's history is kept."""
-    now = datetime.now(UTC).isoformat()
-    fingerprint = run_fingerprint(inputs)
-    sessions = list((previous or {}).get("sessions") or [])
-    sessions.append({"started_at": now, "ended_at": None, "status": "running", "fingerprint": fingerprint})
-    earlier = list((previous or {}).get("previous_fingerprints") or [])
-    if previous and previous.get("fingerprint") not in (None, fingerprint, *earlier):
-        earlier.append(previous["fingerprint"])
-    return {
-        "codi_version": __version__,
-        "created_at": (previous or {}).get("created_at", now),
-        "updated_at": now,
-        "status": "running",
-        "fingerprint": fingerprint,
-        "previous_fingerprints": earlier,
-        "settings_fingerprint": session.fingerprint,
-        "planned": len(plan),
-        "task": plan.task,
-        "models": models_per_role(session, instances),
-        "config": {**config.public(), "n": len(plan)},
-        "inputs": dict(inputs),
-        "corpus": {
-            "source": corpus.source,
-            "documents": len(corpus.documents),
-            "skipped": len(corpus.skipped),
-            "duplicates": len(corpus.duplicates),
-            "fingerprint": corpus.fingerprint(),
-        },
-        "concurrency": dict(concurrency),
-        "files": {
-            "accepted": ACCEPTED_FILE,
-            "rejected": REJECTED_FILE,
-            "errors": ERRORS_FILE,
-            "summary": SUMMARY_FILE,
-            "index": INDEX_DIR,
-        },
-        "sessions": sessions,
-    }
+    now = datetime.now(UTC)
+    fingerprint = run_fingerprint(parts.inputs)
+    sessions = list(previous.sessions) if previous else []
+    sessions.append(SessionRecord(started_at=now, ended_at=None, status="running", fingerprint=fingerprint, finished=0))
+    earlier = list(previous.previous_fingerprints) if previous else []
+    if previous and previous.fingerprint not in (fingerprint, *earlier):
+        earlier.append(previous.fingerprint)
+    corpus = parts.corpus
+    return RunManifest(
+        codi_version=__version__,
+        created_at=previous.created_at if previous else now,
+        updated_at=now,
+        status="running",
+        fingerprint=fingerprint,
+        previous_fingerprints=earlier,
+        settings_fingerprint=parts.session.fingerprint,
+        planned=len(parts.plan),
+        task=parts.plan.task,
+        models=models_per_role(parts.session, parts.instances),
+        config=ManifestConfig.model_validate({**parts.config.public(), "n": len(parts.plan)}),
+        inputs=dict(parts.inputs),
+        corpus=CorpusRecord(
+            source=corpus.source,
+            documents=len(corpus.documents),
+            skipped=len(corpus.skipped),
+            duplicates=len(corpus.duplicates),
+            fingerprint=corpus.fingerprint(),
+        ),
+        concurrency=ConcurrencyRecord(
+            conversations=parts.config.concurrency, requests_per_endpoint=dict(parts.requests_per_endpoint)
+        ),
+        files=RunFiles(),
+        sessions=sessions,
+    )
+
+
+def session_ended(
+    manifest: RunManifest, status: RunStatus, *, finished: int, wall_seconds: float | None
+) -> RunManifest:
+    """The manifest with this session's status, finished count and wall time brought up to date."""
+    now = datetime.now(UTC)
+    current = manifest.sessions[-1].model_copy(
+        update={
+            "status": status,
+            "ended_at": now if status != "running" else None,
+            "finished": finished,
+            "wall_seconds": round(wall_seconds, 2) if wall_seconds is not None else None,
+        }
+    )
+    return manifest.model_copy(
+        update={"status": status, "updated_at": now, "sessions": [*manifest.sessions[:-1], current]}
+    )

@@ -1,43 +1,39 @@
 """The run's statistics: what was made, per persona and flow, why conversations failed, what it cost.
 
-Built incrementally from every record in the run directory (those of earlier, resumed sessions
-included) and written to `DIR/summary.json`; `summary_tables` shows it in the terminal.
+A `Tally` counts every record of the run directory (those of earlier, resumed sessions included);
+`build_summary` turns it into the `RunSummary` written to `DIR/summary.json`; `summary_tables`
+shows it in the terminal.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table
 
 from codi_agents._record import Conversation
+from codi_agents.batch._corpus import Corpus
 from codi_agents.config._run_config import Price
+from codi_agents.rundir._groups import AcceptanceByGroup
+from codi_agents.rundir._models import (
+    CostEstimate,
+    DocumentCounts,
+    NearDuplicateCounts,
+    ReasonCount,
+    RequestCounts,
+    RunStatus,
+    RunSummary,
+    SkippedFile,
+    TokenCounts,
+)
 
 TOP_REASONS = 10
-TOP_GROUP_REASONS = 3
-"""Rejection reasons listed per persona and per flow."""
-
-
-@dataclass
-class _Group:
-    accepted: int = 0
-    rejected: int = 0
-    turns: int = 0
-    rejections: Counter[str] = field(default_factory=Counter)
-
-    def as_dict(self) -> dict[str, Any]:
-        total = self.accepted + self.rejected
-        return {
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "acceptance_rate": round(self.accepted / total, 4) if total else None,
-            "mean_turns": round(self.turns / total, 2) if total else None,
-            "top_rejection_reasons": [
-                {"reason": reason, "count": count} for reason, count in self.rejections.most_common(TOP_GROUP_REASONS)
-            ],
-        }
+TOKEN_KEYS = ("requests", "input_tokens", "output_tokens")
+MAX_LISTED_SKIPS = 200
+"""Skipped, truncated and re-decoded files named in summary.json (all of them are counted, and each is logged)."""
 
 
 @dataclass
@@ -46,8 +42,7 @@ class Tally:
 
     accepted: int = 0
     rejected: int = 0
-    by_persona: dict[str, _Group] = field(default_factory=lambda: defaultdict(_Group))
-    by_flow: dict[str, _Group] = field(default_factory=lambda: defaultdict(_Group))
+    groups: AcceptanceByGroup = field(default_factory=AcceptanceByGroup)
     rejections: Counter[str] = field(default_factory=Counter)
     flags: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -92,15 +87,9 @@ class Tally:
         turns: int,
         rejection: str | None,
         flags: list[str],
-        usage: dict[str, dict[str, Any]],
+        usage: Mapping[str, Mapping[str, Any]],
     ) -> None:
-        for group in (self.by_persona[persona], self.by_flow[flow]):
-            group.turns += turns
-            if accepted:
-                group.accepted += 1
-            else:
-                group.rejected += 1
-                group.rejections[rejection or "unknown"] += 1
+        self.groups.add(persona=persona, flow=flow, accepted=accepted, exchanges=turns, rejection=rejection)
         if accepted:
             self.accepted += 1
         else:
@@ -108,11 +97,11 @@ class Tally:
             self.rejections[rejection or "unknown"] += 1
         self.flags.update(flags)
         for role, counts in usage.items():
-            for key in ("requests", "input_tokens", "output_tokens"):
+            for key in TOKEN_KEYS:
                 self.tokens[role][key] += int(counts.get(key, 0) or 0)
 
 
-def cost_estimate(tokens: dict[str, Counter[str]], prices: dict[str, Price]) -> dict[str, Any] | None:
+def cost_estimate(tokens: Mapping[str, Counter[str]], prices: Mapping[str, Price]) -> CostEstimate | None:
     """Dollars per role and in all, from tokens and prices per 1k tokens; None when no price is set."""
     if not prices:
         return None
@@ -123,126 +112,139 @@ def cost_estimate(tokens: dict[str, Counter[str]], prices: dict[str, Price]) -> 
         for role, counts in tokens.items()
         if role in prices
     }
-    return {"currency": "USD", "total": round(sum(by_role.values()), 6), "by_role": by_role}
+    return CostEstimate(currency="USD", total=round(sum(by_role.values()), 6), by_role=by_role)
 
 
 def build_summary(
     tally: Tally,
     *,
-    status: str,
+    status: RunStatus,
     planned: int,
     wall_seconds: float,
     earlier_wall_seconds: float,
     finished_now: int,
     errors: int,
-    requests: dict[str, int],
-    documents: dict[str, Any],
-    near_duplicates: dict[str, Any],
-    prices: dict[str, Price],
+    requests: RequestCounts,
+    documents: DocumentCounts,
+    near_duplicates: NearDuplicateCounts,
+    prices: Mapping[str, Price],
     stopped_because: str | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """The summary as written to summary.json. `wall_seconds` covers every session of the run directory;
     `conversations_per_minute` is this session's pace."""
     finished = tally.finished
-    return {
-        "status": status,
-        "stopped_because": stopped_because,
-        "planned": planned,
-        "finished": finished,
-        "remaining": max(planned - finished, 0),
-        "accepted": tally.accepted,
-        "rejected": tally.rejected,
-        "acceptance_rate": round(tally.accepted / finished, 4) if finished else None,
-        "errors": errors,
-        "by_persona": {name: group.as_dict() for name, group in sorted(tally.by_persona.items())},
-        "by_flow": {name: group.as_dict() for name, group in sorted(tally.by_flow.items())},
-        "rejection_reasons": [
-            {"reason": reason, "count": count} for reason, count in tally.rejections.most_common(TOP_REASONS)
+    return RunSummary(
+        status=status,
+        stopped_because=stopped_because,
+        planned=planned,
+        finished=finished,
+        remaining=max(planned - finished, 0),
+        accepted=tally.accepted,
+        rejected=tally.rejected,
+        acceptance_rate=round(tally.accepted / finished, 4) if finished else None,
+        errors=errors,
+        by_persona={name: group.summary() for name, group in sorted(tally.groups.by_persona.items())},
+        by_flow={name: group.summary() for name, group in sorted(tally.groups.by_flow.items())},
+        rejection_reasons=[
+            ReasonCount(reason=reason, count=count) for reason, count in tally.rejections.most_common(TOP_REASONS)
         ],
-        "flags": dict(tally.flags),
-        "tokens": {role: dict(counts) for role, counts in sorted(tally.tokens.items())},
-        "cost": cost_estimate(tally.tokens, prices),
-        "wall_seconds": round(earlier_wall_seconds + wall_seconds, 2),
-        "session_wall_seconds": round(wall_seconds, 2),
-        "finished_this_session": finished_now,
-        "conversations_per_minute": round(finished_now / wall_seconds * 60, 2) if wall_seconds > 0 else None,
-        "requests": requests,
-        "documents": documents,
-        "near_duplicates": near_duplicates,
-    }
+        flags=dict(tally.flags),
+        tokens={
+            role: TokenCounts(**{key: counts[key] for key in TOKEN_KEYS})
+            for role, counts in sorted(tally.tokens.items())
+        },
+        cost=cost_estimate(tally.tokens, prices),
+        wall_seconds=round(earlier_wall_seconds + wall_seconds, 2),
+        session_wall_seconds=round(wall_seconds, 2),
+        finished_this_session=finished_now,
+        conversations_per_minute=round(finished_now / wall_seconds * 60, 2) if wall_seconds > 0 else None,
+        requests=requests,
+        documents=documents,
+        near_duplicates=near_duplicates,
+    )
 
 
-def summary_tables(summary: dict[str, Any]) -> list[Table]:
+def summary_tables(summary: RunSummary | Mapping[str, Any]) -> list[Table]:
     """The summary as rich tables: totals, per persona, per flow, rejection reasons, tokens and cost."""
-    totals = Table(title=f"run {summary['status']}", show_header=False, box=None)
+    s = summary if isinstance(summary, RunSummary) else RunSummary.model_validate(summary)
+    totals = Table(title=f"run {s.status}", show_header=False, box=None)
     totals.add_column(style="dim")
     totals.add_column(justify="right")
-    rate = summary["acceptance_rate"]
-    cost = summary["cost"]
-    rows = [
-        ("planned", summary["planned"]),
-        ("finished", f"{summary['finished']} ({summary['finished_this_session']} in this session)"),
-        ("accepted", f"{summary['accepted']} ({rate:.0%})" if rate is not None else summary["accepted"]),
-        ("rejected", summary["rejected"]),
-        ("failed on server errors (retried on resume)", summary["errors"]),
-        ("near-duplicates flagged", summary["near_duplicates"].get("flagged", 0)),
-        ("near-duplicates dropped", summary["near_duplicates"].get("dropped", 0)),
-        ("documents used / skipped / duplicates / truncated", _documents_line(summary["documents"])),
-        ("wall time (this session)", f"{summary['wall_seconds']:.1f} s ({summary['session_wall_seconds']:.1f} s)"),
-        ("conversations per minute (this session)", summary["conversations_per_minute"]),
-        ("requests / retries / rate limited", _requests_line(summary["requests"])),
-        ("estimated cost", f"${cost['total']:.4f}" if cost else "(no prices in the config)"),
+    rate, cost, documents, requests = s.acceptance_rate, s.cost, s.documents, s.requests
+    rows: list[tuple[str, object]] = [
+        ("planned", s.planned),
+        ("finished", f"{s.finished} ({s.finished_this_session} in this session)"),
+        ("accepted", f"{s.accepted} ({rate:.0%})" if rate is not None else s.accepted),
+        ("rejected", s.rejected),
+        ("failed on server errors (retried on resume)", s.errors),
+        ("near-duplicates flagged", s.near_duplicates.flagged),
+        ("near-duplicates dropped", s.near_duplicates.dropped),
+        (
+            "documents used / skipped / duplicates / truncated",
+            f"{documents.used} / {documents.skipped_count} / {documents.duplicates} / {documents.truncated_count}",
+        ),
+        ("wall time (this session)", f"{s.wall_seconds:.1f} s ({s.session_wall_seconds:.1f} s)"),
+        ("conversations per minute (this session)", s.conversations_per_minute),
+        (
+            "requests / retries / rate limited",
+            f"{requests.requests:,} / {requests.retries:,} / {requests.rate_limited:,}",
+        ),
+        ("estimated cost", f"${cost.total:.4f}" if cost else "(no prices in the config)"),
     ]
-    if summary.get("stopped_because"):
-        rows.append(("stopped because", summary["stopped_because"]))
+    if s.stopped_because:
+        rows.append(("stopped because", s.stopped_because))
     for label, value in rows:
         totals.add_row(label, str(value))
     tables = [totals]
-    for key, title in (("by_persona", "persona"), ("by_flow", "flow")):
+    for groups, title in ((s.by_persona, "persona"), (s.by_flow, "flow")):
         table = Table(title=f"per {title}")
         table.add_column(title)
         for column in ("accepted", "rejected", "acceptance", "mean turns"):
             table.add_column(column, justify="right")
         table.add_column("top rejection reason")
-        for name, group in summary[key].items():
-            share = group["acceptance_rate"]
-            top = (group.get("top_rejection_reasons") or [None])[0]
+        for name, group in groups.items():
+            top = group.top_rejection_reasons[0] if group.top_rejection_reasons else None
             table.add_row(
                 name,
-                str(group["accepted"]),
-                str(group["rejected"]),
-                f"{share:.0%}" if share is not None else "-",
-                f"{group['mean_turns']:.1f}" if group["mean_turns"] is not None else "-",
-                f"{top['reason']} ({top['count']})" if top else "-",
+                str(group.accepted),
+                str(group.rejected),
+                f"{group.acceptance_rate:.0%}" if group.acceptance_rate is not None else "-",
+                f"{group.mean_turns:.1f}" if group.mean_turns is not None else "-",
+                f"{top.reason} ({top.count})" if top else "-",
             )
         tables.append(table)
-    if summary["rejection_reasons"]:
+    if s.rejection_reasons:
         reasons = Table(title="top rejection reasons")
         reasons.add_column("reason")
         reasons.add_column("conversations", justify="right")
-        for item in summary["rejection_reasons"]:
-            reasons.add_row(item["reason"], str(item["count"]))
+        for item in s.rejection_reasons:
+            reasons.add_row(item.reason, str(item.count))
         tables.append(reasons)
     tokens = Table(title="tokens per role")
     for column in ("role", "requests", "input tokens", "output tokens", "cost"):
         tokens.add_column(column, justify="left" if column == "role" else "right")
-    by_role = cost["by_role"] if cost else {}
-    for role, counts in summary["tokens"].items():
+    by_role = cost.by_role if cost else {}
+    for role, counts in s.tokens.items():
         tokens.add_row(
             role,
-            f"{counts.get('requests', 0):,}",
-            f"{counts.get('input_tokens', 0):,}",
-            f"{counts.get('output_tokens', 0):,}",
+            f"{counts.requests:,}",
+            f"{counts.input_tokens:,}",
+            f"{counts.output_tokens:,}",
             f"${by_role[role]:.4f}" if role in by_role else "-",
         )
     tables.append(tokens)
     return tables
 
 
-def _documents_line(documents: dict[str, Any]) -> str:
-    counts = ("used", "skipped_count", "duplicates", "truncated_count")
-    return " / ".join(str(documents.get(key, 0)) for key in counts)
-
-
-def _requests_line(requests: dict[str, int]) -> str:
-    return f"{requests.get('requests', 0):,} / {requests.get('retries', 0):,} / {requests.get('rate_limited', 0):,}"
+def document_counts(corpus: Corpus) -> DocumentCounts:
+    """What happened to the corpus's documents; the lists are capped at `MAX_LISTED_SKIPS`."""
+    return DocumentCounts(
+        used=len(corpus.documents),
+        skipped_count=len(corpus.skipped),
+        skipped=[SkippedFile(source=item.source, reason=item.reason) for item in corpus.skipped[:MAX_LISTED_SKIPS]],
+        duplicates=len(corpus.duplicates),
+        truncated_count=len(corpus.truncated),
+        truncated=corpus.truncated[:MAX_LISTED_SKIPS],
+        replaced_bytes=sum(corpus.replaced_bytes.values()),
+        with_replaced_bytes=dict(list(corpus.replaced_bytes.items())[:MAX_LISTED_SKIPS]),
+    )

@@ -21,7 +21,7 @@ from codi_agents.cli._common import ApiKeyOption, BaseUrlOption, CalibrationOpti
 from codi_agents.config._run_config import load_run_config, resolve_settings
 from codi_agents.config._settings import UserMode
 from codi_agents.errors import RunError
-from codi_agents.rundir._writer import ERRORS_FILE
+from codi_agents.rundir._layout import ERRORS_FILE
 
 
 def run_command(

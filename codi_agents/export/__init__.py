@@ -7,10 +7,11 @@
 report uses it too.
 """
 
+from codi_agents.errors import ExportError, RunDirectoryError
 from codi_agents.export._formats import FORMATS, ExportFormat, export_task, hf_features, training_messages
 from codi_agents.export._selection import ExportOptions, conversation_score, split_documents
-from codi_agents.export._write import ExportError, ExportResult, export_run
-from codi_agents.rundir._reader import RunDirectory, RunDirectoryError, TornLineWarning, read_conversations
+from codi_agents.export._write import ExportResult, export_run
+from codi_agents.rundir import RunDirectory, TornLineWarning, read_conversations
 
 __all__ = [
     "FORMATS",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,35 +18,28 @@ from typing import Any, TextIO
 from codi_agents._record import Conversation
 from codi_agents._security import redact
 from codi_agents._version import __version__
-from codi_agents.errors import UserError
+from codi_agents.errors import ExportError
 from codi_agents.export._formats import (
     FORMATS,
     ExportFormat,
     export_task,
-    hf_features,
     hf_row,
     openai_record,
     preference_pairs,
     sharegpt_record,
 )
+from codi_agents.export._hf import PARQUET_DIR, write_hf
 from codi_agents.export._selection import ExportOptions, SelectionCounts, Split, keep_reason, split_documents
 from codi_agents.rundir._reader import RunDirectory
 from codi_agents.tasks._base import Task
 
 INFO_FILE = "export_info.json"
-HF_BATCH_ROWS = 500
-PARQUET_DIR = "parquet"
-"""The `hf` format also keeps its rows as Parquet (`parquet/train.parquet`), for `load_dataset("parquet", ...)`."""
 _OUTPUT_NAMES = (
     "train.jsonl", "validation.jsonl", INFO_FILE, "dataset_dict.json", "train", "validation", PARQUET_DIR
 )  # fmt: skip
 """Everything an export may write into its output directory (and may remove with `overwrite`)."""
-_MANIFEST_KEYS = ("fingerprint", "settings_fingerprint", "config_fingerprint", "codi_version", "models", "task")
+_MANIFEST_FIELDS = {"fingerprint", "settings_fingerprint", "codi_version", "models", "task"}
 """Manifest fields copied into `export_info.json`; never the config, which may name credentials."""
-
-
-class ExportError(UserError):
-    """The export cannot be written: nothing to export, or the output directory is in the way."""
 
 
 @dataclass
@@ -128,7 +120,7 @@ def export_run(
     out.mkdir(parents=True, exist_ok=True)
     wanted: list[Split] = ["train", "validation"] if "validation" in splits.values() else ["train"]
     if format == "hf":
-        written, files = _write_hf(out, wanted, rows())
+        written, files = write_hf(out, wanted, rows())
     else:
         written, files = _write_jsonl(out, wanted, rows())
     if sum(written.values()) == 0:
@@ -169,62 +161,6 @@ def _write_jsonl(
     return written, list(paths.values())
 
 
-def _write_hf(
-    out: Path, wanted: list[Split], rows: Iterator[tuple[Split, dict[str, Any]]]
-) -> tuple[dict[str, int], list[Path]]:
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
-    quiet_before = are_progress_bars_disabled()
-    disable_progress_bars()
-    try:
-        return _save_hf(out, wanted, rows)
-    finally:
-        if not quiet_before:
-            enable_progress_bars()
-
-
-def _save_hf(
-    out: Path, wanted: list[Split], rows: Iterator[tuple[Split, dict[str, Any]]]
-) -> tuple[dict[str, int], list[Path]]:
-    """Rows to one Parquet file per split, in batches, then a `DatasetDict` saved with `save_to_disk`; the
-    Parquet files are kept in `parquet/`."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from datasets import Dataset, DatasetDict
-
-    features = hf_features()
-    schema = features.arrow_schema
-    written: dict[str, int] = dict.fromkeys(wanted, 0)
-    with tempfile.TemporaryDirectory(prefix="codi-export-") as scratch:
-        parquet: dict[str, Path] = {split: Path(scratch) / f"{split}.parquet" for split in wanted}
-        writers: dict[str, Any] = {split: pq.ParquetWriter(parquet[split], schema) for split in wanted}
-        batches: dict[str, list[dict[str, Any]]] = {split: [] for split in wanted}
-        try:
-            for split, row in rows:
-                batches[split].append(row)
-                written[split] += 1
-                if len(batches[split]) >= HF_BATCH_ROWS:
-                    writers[split].write_table(pa.Table.from_pylist(batches[split], schema=schema))
-                    batches[split] = []
-            for name, batch in batches.items():
-                if batch:
-                    writers[name].write_table(pa.Table.from_pylist(batch, schema=schema))
-        finally:
-            for writer in writers.values():
-                writer.close()
-        if sum(written.values()) == 0:
-            return written, []
-        cache = str(Path(scratch) / "cache")
-        splits = {
-            split: Dataset.from_parquet(str(parquet[split]), features=features, cache_dir=cache) for split in wanted
-        }
-        DatasetDict(splits).save_to_disk(str(out))
-        (out / PARQUET_DIR).mkdir(exist_ok=True)
-        for split in wanted:
-            shutil.move(parquet[split], out / PARQUET_DIR / f"{split}.parquet")
-    return written, [out / split for split in wanted] + [out / PARQUET_DIR / f"{split}.parquet" for split in wanted]
-
-
 def _prepare_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} is a file; exports are written into a directory.")
@@ -252,7 +188,7 @@ def _remove_outputs(out: Path) -> None:
 
 def _unchecked_duplicates(run: RunDirectory, options: ExportOptions) -> list[str]:
     """A warning when near-duplicates are to be dropped but the run never looked for them."""
-    dedup = (run.manifest.get("config") or {}).get("dedup") or {}
+    dedup = run.manifest.config.dedup if run.manifest is not None else {}
     if options.drop_near_duplicates and dedup.get("enabled") is False:
         return [
             f"{run.path} was run with near-duplicate detection off (dedup.enabled = false): no conversation is "
@@ -307,7 +243,7 @@ def _info(run: RunDirectory, result: ExportResult, options: ExportOptions) -> di
             "near_duplicate": result.counts.near_duplicate,
             "below_min_score": result.counts.below_min_score,
         },
-        "run": {key: run.manifest[key] for key in _MANIFEST_KEYS if key in run.manifest},
+        "run": run.manifest.model_dump(mode="json", include=_MANIFEST_FIELDS) if run.manifest is not None else {},
         "warnings": result.warnings,
     }
 

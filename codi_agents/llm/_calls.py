@@ -11,6 +11,7 @@ number of times and then returned as a failure with the raw outputs, never raise
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import inspect
 import json
@@ -30,7 +31,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from codi_agents._record import Usage
 from codi_agents.config._settings import Role, StructuredOutputMethod
 from codi_agents.errors import RunError, ServerUnavailableError
-from codi_agents.llm._limits import AdaptiveLimiter, EndpointStats, HealthWatch
+from codi_agents.llm._limits import AdaptiveLimiter, EndpointSnapshot, EndpointStats, HealthWatch
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -55,6 +56,16 @@ class Endpoint:
     limiter: AdaptiveLimiter
     health: HealthWatch = field(default_factory=HealthWatch)
     stats: EndpointStats = field(default_factory=EndpointStats)
+
+    def snapshot(self) -> EndpointSnapshot:
+        """The counters and the concurrency now, in one value (callers need not know the parts)."""
+        return EndpointSnapshot(
+            key=self.key,
+            **dataclasses.asdict(self.stats),
+            in_flight=self.limiter.in_flight,
+            limit=self.limiter.limit,
+            maximum=self.limiter.maximum,
+        )
 
 
 @dataclass

@@ -146,3 +146,22 @@ class EndpointStats:
     rate_limited: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class EndpointSnapshot:
+    """One endpoint at one moment: its counters and its concurrency, for progress views and summaries."""
+
+    key: str
+    requests: int
+    retries: int
+    errors: int
+    rate_limited: int
+    input_tokens: int
+    output_tokens: int
+    in_flight: int
+    """Requests holding a slot."""
+    limit: int
+    """Requests allowed in flight now (adapts to rate limiting)."""
+    maximum: int
+    """The configured bound of `limit`."""

@@ -13,15 +13,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from codi_agents._security import redact
+from codi_agents.errors import ReferenceDataError
 from codi_agents.report._collect import collect_report, prices_from_manifest
 from codi_agents.report._language import Dialogue
-from codi_agents.report._reference import ReferenceError, read_reference
+from codi_agents.report._reference import read_reference
 from codi_agents.report._schema import RunReport
 from codi_agents.rundir._reader import RunDirectory
 
 __all__ = [
     "Dialogue",
-    "ReferenceError",
+    "ReferenceDataError",
     "RunReport",
     "build_report",
     "prices_from_manifest",

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from codi_agents.report._metrics import QUESTION_TYPES
-from codi_agents.report._schema import Distribution, GroupRow, LanguageStats, RunReport
+from codi_agents.report._schema import Distribution, GroupRow, RunReport
 
 ACCEPTED = "#2a9d8f"
 REJECTED = "#e76f51"
@@ -19,12 +18,9 @@ PLANNED = "#b8c0cc"
 ASKED = "#8ecae6"
 REALISED = "#1d7fa5"
 FONT = "Inter, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
-USER_WORD_BIN = 2
-ASSISTANT_WORD_BIN = 5
-MAX_WORDS = 60
 
 
-def _template() -> go.layout.Template:
+def template() -> go.layout.Template:
     """A light template; plotly's built-in ones add 10 kB of JSON to every figure."""
     axis = {"gridcolor": "#edf0f4", "zerolinecolor": "#dde2e8", "linecolor": "#c9d0d8", "ticks": "", "automargin": True}
     return go.layout.Template(
@@ -43,9 +39,10 @@ def _template() -> go.layout.Template:
     )
 
 
-def _figure(height: int = 340, **layout: object) -> go.Figure:
+def new_figure(height: int = 340, **layout: object) -> go.Figure:
+    """An empty figure in the report's template."""
     figure = go.Figure()
-    figure.update_layout(template=_template(), height=height, **layout)
+    figure.update_layout(template=template(), height=height, **layout)
     return figure
 
 
@@ -54,7 +51,7 @@ def rejection_figure(report: RunReport) -> go.Figure | None:
     rows = report.overview.rejections
     if not rows:
         return None
-    figure = _figure(height=max(180, 60 + 34 * len(rows)))
+    figure = new_figure(height=max(180, 60 + 34 * len(rows)))
     figure.add_bar(
         y=[row.category for row in rows][::-1],
         x=[row.count for row in rows][::-1],
@@ -72,7 +69,9 @@ def rejection_figure(report: RunReport) -> go.Figure | None:
 
 def turns_figure(report: RunReport) -> go.Figure:
     """Exchanges per conversation, as a share of each set."""
-    figure = _figure(xaxis_title="exchanges (user turn + reply) per conversation", yaxis_title="share of conversations")
+    figure = new_figure(
+        xaxis_title="exchanges (user turn + reply) per conversation", yaxis_title="share of conversations"
+    )
     series = [
         ("accepted", report.structure.exchanges_accepted, ACCEPTED),
         ("rejected", report.structure.exchanges_rejected, REJECTED),
@@ -102,7 +101,7 @@ def links_figure(report: RunReport) -> go.Figure | None:
     if not rows:
         return None
     names = [row.link for row in rows][::-1]
-    figure = _figure(height=max(260, 80 + 46 * len(rows)), xaxis_title="user turns")
+    figure = new_figure(height=max(260, 80 + 46 * len(rows)), xaxis_title="user turns")
     for label, values, color in (
         ("planned", [row.planned for row in rows], PLANNED),
         ("asked", [row.asked for row in rows], ASKED),
@@ -147,7 +146,7 @@ def acceptance_figure(personas: Sequence[GroupRow], flows: Sequence[GroupRow]) -
                 legendgroup=label, showlegend=column == 1, hovertemplate="%{y}: %{x} " + label + "<extra></extra>",
             )  # fmt: skip
     figure.update_layout(
-        template=_template(), barmode="stack", height=max(240, 110 + 34 * rows), margin_t=70, legend_y=1.12
+        template=template(), barmode="stack", height=max(240, 110 + 34 * rows), margin_t=70, legend_y=1.12
     )
     figure.update_xaxes(title_text="conversations")
     return figure
@@ -155,7 +154,7 @@ def acceptance_figure(personas: Sequence[GroupRow], flows: Sequence[GroupRow]) -
 
 def score_figure(report: RunReport) -> go.Figure:
     """The critic's combined score per assistant reply, accepted against rejected."""
-    figure = _figure(xaxis_title="critic score", yaxis_title="assistant replies")
+    figure = new_figure(xaxis_title="critic score", yaxis_title="assistant replies")
     for name, histogram, color in (
         ("accepted", report.critic.score_histogram_accepted, ACCEPTED),
         ("rejected", report.critic.score_histogram_rejected, REJECTED),
@@ -196,7 +195,7 @@ def signals_figure(report: RunReport) -> go.Figure | None:
             if not summary.count:
                 continue
             figure.add_trace(_box(name, summary, color, showlegend=index == 0), row=row, col=column)
-    figure.update_layout(template=_template(), height=170 * rows + 70, margin_t=70, legend_y=1.0 + 0.35 / rows)
+    figure.update_layout(template=template(), height=170 * rows + 70, margin_t=70, legend_y=1.0 + 0.35 / rows)
     figure.update_xaxes(showticklabels=False)
     figure.update_annotations(font_size=12)
     return figure
@@ -218,86 +217,3 @@ def _box(name: str, summary: Distribution, color: str, showlegend: bool) -> go.B
         boxpoints=False,
         hovertemplate=f"{name}<br>n={summary.count}<extra></extra>",
     )
-
-
-def lengths_figure(language: LanguageStats, reference: LanguageStats | None) -> go.Figure:
-    """Words per user turn and per assistant turn, as a share of turns, in bins of a few words."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("user turns", "assistant turns"), horizontal_spacing=0.08)
-    sets = [(language, ACCEPTED)] + ([(reference, REFERENCE)] if reference is not None else [])
-    for stats, color in sets:
-        for column, counts, width in (
-            (1, stats.user_words, USER_WORD_BIN),
-            (2, stats.assistant_words, ASSISTANT_WORD_BIN),
-        ):
-            x, y = _word_bins(counts, width)
-            figure.add_bar(
-                x=x, y=y, name=stats.name, marker_color=color, opacity=0.8, row=1, col=column,
-                legendgroup=stats.name, showlegend=column == 1,
-                hovertemplate="%{x} words: %{y:.1%}<extra>" + stats.name + "</extra>",
-            )  # fmt: skip
-    figure.update_layout(template=_template(), barmode="group", height=360, margin_t=70, legend_y=1.12)
-    figure.update_yaxes(tickformat=".0%")
-    figure.update_xaxes(title_text=f"words (bin start; {MAX_WORDS}+ in the last bin)")
-    return figure
-
-
-def _word_bins(counts: dict[int, int], width: int) -> tuple[list[int], list[float]]:
-    total = sum(counts.values())
-    bins: dict[int, int] = {}
-    for words, times in counts.items():
-        start = min(words, MAX_WORDS) // width * width
-        bins[start] = bins.get(start, 0) + times
-    keys = sorted(bins)
-    return keys, [bins[key] / total if total else 0.0 for key in keys]
-
-
-def question_types_figure(language: LanguageStats, reference: LanguageStats | None) -> go.Figure:
-    """The question-type mix of user turns, as a share of user turns."""
-    sets = [(language, ACCEPTED)] + ([(reference, REFERENCE)] if reference is not None else [])
-    kinds = [kind for kind in _ordered_kinds(sets) if any(stats.question_types.get(kind) for stats, _ in sets)]
-    figure = _figure(yaxis_title="share of user turns")
-    for stats, color in sets:
-        total = sum(stats.question_types.values()) or 1
-        figure.add_bar(
-            x=kinds,
-            y=[stats.question_types.get(kind, 0) / total for kind in kinds],
-            name=stats.name,
-            marker_color=color,
-            hovertemplate="%{x}: %{y:.1%}<extra>" + stats.name + "</extra>",
-        )
-    figure.update_layout(barmode="group", yaxis_tickformat=".0%")
-    return figure
-
-
-def _ordered_kinds(sets: Sequence[tuple[LanguageStats, str]]) -> list[str]:
-    kinds: list[str] = list(QUESTION_TYPES)
-    for stats, _ in sets:
-        kinds.extend(kind for kind in stats.question_types if kind not in kinds)
-    return kinds
-
-
-def diversity_figure(language: LanguageStats, reference: LanguageStats | None) -> go.Figure:
-    """Diversity and context-dependence measures side by side (all are shares between 0 and 1)."""
-    labels = {
-        "distinct-1 (user)": lambda s: s.distinct.get("user-1"),
-        "distinct-2 (user)": lambda s: s.distinct.get("user-2"),
-        "distinct-1 (assistant)": lambda s: s.distinct.get("assistant-1"),
-        "distinct-2 (assistant)": lambda s: s.distinct.get("assistant-2"),
-        "depends on earlier turns": lambda s: s.dependent_share,
-        "repeats own question": lambda s: s.repeated_question_share,
-        "near-duplicate conversations": lambda s: s.near_duplicate_share,
-    }
-    figure = _figure(height=320, yaxis_range=[0, 1.05], yaxis_tickformat=".0%")
-    for stats, color in [(language, ACCEPTED)] + ([(reference, REFERENCE)] if reference is not None else []):
-        values = [getter(stats) for getter in labels.values()]
-        figure.add_bar(
-            x=list(labels),
-            y=values,
-            name=stats.name,
-            marker_color=color,
-            text=[f"{value:.2f}" if value is not None else "–" for value in values],
-            textposition="outside",
-            hovertemplate="%{x}: %{y:.3f}<extra>" + stats.name + "</extra>",
-        )
-    figure.update_layout(barmode="group")
-    return figure

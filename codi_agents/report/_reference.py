@@ -13,16 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from codi_agents.errors import UserError
+from codi_agents.errors import ReferenceDataError
 from codi_agents.report._language import Dialogue
 
 USER_ROLES = frozenset({"user", "human"})
 ASSISTANT_ROLES = frozenset({"agent", "assistant", "gpt"})
 SKIPPED_ROLES = frozenset({"system"})
-
-
-class ReferenceError(UserError):
-    """The reference file cannot be read; the message names the file and line."""
 
 
 def read_reference(path: Path | str) -> Iterator[Dialogue]:
@@ -32,7 +28,7 @@ def read_reference(path: Path | str) -> Iterator[Dialogue]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ReferenceError(f"Reference file {path} does not exist.")
+        raise ReferenceDataError(f"Reference file {path} does not exist.")
     return _read(path)
 
 
@@ -45,22 +41,22 @@ def _read(path: Path) -> Iterator[Dialogue]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ReferenceError(f"{path}, line {number}: not valid JSON ({error.msg}).") from error
+                raise ReferenceDataError(f"{path}, line {number}: not valid JSON ({error.msg}).") from error
             found = True
             yield _dialogue(record, f"{path}, line {number}")
     if not found:
-        raise ReferenceError(f"Reference file {path} holds no conversations.")
+        raise ReferenceDataError(f"Reference file {path} holds no conversations.")
 
 
 def _dialogue(record: Any, where: str) -> Dialogue:
     turns = record.get("turns") if isinstance(record, dict) else None
     if not isinstance(turns, list):
-        raise ReferenceError(f"{where}: expected an object with a `turns` list, as in Doc2Dial's JSONL.")
+        raise ReferenceDataError(f"{where}: expected an object with a `turns` list, as in Doc2Dial's JSONL.")
     user: list[str] = []
     assistant: list[str] = []
     for index, turn in enumerate(turns):
         if not isinstance(turn, dict):
-            raise ReferenceError(f"{where}: turn {index} is not an object.")
+            raise ReferenceDataError(f"{where}: turn {index} is not an object.")
         role = str(turn.get("role", "")).lower()
         text = turn.get("text", turn.get("content"))
         if role in USER_ROLES:
@@ -70,7 +66,7 @@ def _dialogue(record: Any, where: str) -> Dialogue:
         elif role in SKIPPED_ROLES:
             continue
         else:
-            raise ReferenceError(f"{where}: turn {index} has role {role!r}; expected user or agent (or assistant).")
+            raise ReferenceDataError(f"{where}: turn {index} has role {role!r}; expected user or agent (or assistant).")
         if isinstance(text, str) and text.strip():
             target.append(text)
     return Dialogue(user=user, assistant=assistant)

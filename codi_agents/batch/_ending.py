@@ -1,0 +1,97 @@
+"""The run's state: its counters now (`run_snapshot`), its manifest and summary on disk.
+
+The manifest is written when a session starts, both files when it ends.
+Both are written atomically and redacted: a key that reached a message (a server quoting it) never
+reaches the run directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from codi_agents._security import redact
+from codi_agents.batch._manifest import session_ended
+from codi_agents.batch._outcome import Outcomes
+from codi_agents.batch._prepare import PreparedRun, session_endpoints
+from codi_agents.batch._progress import Snapshot
+from codi_agents.batch._summary import Tally, build_summary, document_counts
+from codi_agents.config._run_config import RunConfig
+from codi_agents.rundir._files import dump_json, write_atomic
+from codi_agents.rundir._layout import RunLayout
+from codi_agents.rundir._models import RequestCounts, RunManifest, RunStatus, RunSummary
+
+
+def run_snapshot(
+    prepared: PreparedRun | None, outcomes: Outcomes | None, *, in_flight: int, elapsed: float
+) -> Snapshot:
+    """The counters of a run (all zero before it is prepared); requests come from the endpoints' snapshots."""
+    endpoints = [e.snapshot() for e in session_endpoints(prepared.planned.session)] if prepared else []
+    tally = outcomes.tally if outcomes is not None else Tally()
+    return Snapshot(
+        planned=len(prepared.planned.plan) if prepared is not None else 0,
+        resumed=prepared.resumed if prepared is not None else 0,
+        accepted=tally.accepted,
+        rejected=tally.rejected,
+        errors=outcomes.errors if outcomes is not None else 0,
+        near_duplicates=sum(outcomes.dedup.flagged.values()) if outcomes is not None else 0,
+        in_flight=in_flight,
+        requests=sum(e.requests for e in endpoints),
+        retries=sum(e.retries for e in endpoints),
+        rate_limited=sum(e.rate_limited for e in endpoints),
+        input_tokens=sum(e.input_tokens for e in endpoints),
+        output_tokens=sum(e.output_tokens for e in endpoints),
+        elapsed=elapsed,
+    )
+
+
+def write_manifest(layout: RunLayout, manifest: RunManifest, secrets: Sequence[str]) -> None:
+    """Replace `manifest.json`."""
+    _write(layout.manifest, manifest, secrets)
+
+
+def finish_files(
+    prepared: PreparedRun,
+    outcomes: Outcomes,
+    snapshot: Snapshot,
+    config: RunConfig,
+    *,
+    status: RunStatus,
+    stopped_because: str | None,
+    secrets: Sequence[str],
+) -> RunSummary:
+    """Build the run's summary from the tally; write it and the manifest of the ended session."""
+    endpoints = [endpoint.snapshot() for endpoint in session_endpoints(prepared.planned.session)]
+    earlier = prepared.manifest.sessions[:-1] if prepared.manifest is not None else []
+    summary = build_summary(
+        outcomes.tally,
+        status=status,
+        planned=snapshot.planned,
+        wall_seconds=snapshot.elapsed,
+        earlier_wall_seconds=sum(session.wall_seconds or 0.0 for session in earlier),
+        finished_now=snapshot.done_now,
+        errors=outcomes.errors,
+        requests=RequestCounts(
+            requests=sum(e.requests for e in endpoints),
+            retries=sum(e.retries for e in endpoints),
+            errors=sum(e.errors for e in endpoints),
+            rate_limited=sum(e.rate_limited for e in endpoints),
+        ),
+        documents=document_counts(prepared.planned.corpus),
+        near_duplicates=outcomes.near_duplicates(config.dedup),
+        prices={str(role): price for role, price in config.prices.items()},
+        stopped_because=stopped_because,
+    )
+    if prepared.layout is not None and prepared.manifest is not None:
+        _write(prepared.layout.summary, summary, secrets)
+        prepared.manifest = session_ended(
+            prepared.manifest, status, finished=outcomes.tally.finished, wall_seconds=snapshot.elapsed
+        )
+        _write(prepared.layout.manifest, prepared.manifest, secrets)
+    return summary
+
+
+def _write(path: Path, model: BaseModel, secrets: Sequence[str]) -> None:
+    write_atomic(path, redact(dump_json(model), list(secrets)).encode("utf-8"))

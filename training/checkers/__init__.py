@@ -1,0 +1,1 @@
+"""Training code for the shipped checkers (faithfulness cross-encoder, injection detector); see training/README.md."""

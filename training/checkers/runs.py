@@ -1,0 +1,88 @@
+"""The named training runs: which data, which split, how long. Every reported number names its run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from training.checkers.common import TOKENIZER, load_text_module
+from training.checkers.data import (
+    Example,
+    attack_shingles,
+    faithfulness_splits,
+    injection_split,
+    injection_windows,
+)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run."""
+
+    name: str
+    task: str
+    """`faith` (pairs) or `inject` (single windows)."""
+    layers: int = 4
+    epochs: int = 2
+    max_steps: int = 0
+    batch_size: int = 16
+    lr: float = 5e-5
+    seed: int = 13
+    threads: int = 1
+    exclude: tuple[str, ...] = ("halueval_dialogue",)
+    """Faithfulness sources not used at all (HaluEval dialogue: OpenDialKG's licence may be non-commercial)."""
+    held_out: tuple[str, ...] = ()
+    """Faithfulness sources kept out of training, to measure transfer."""
+    cap_pairs: dict[str, int] = field(default_factory=lambda: {"halueval_qa": 3000})
+    window_tokens: int = 128
+    synthetic: bool = True
+    """Injection: add the generated attacks of `training.checkers.synthetic` to training."""
+    all_families: bool = False
+    """Injection: train on every attack family (the final model) instead of holding some out."""
+
+
+RUNS = {
+    run.name: run
+    for run in (
+        RunConfig("faith-xsource", "faith", held_out=("q2_wow", "faithdial_audit_gold", "faithdial_audit_models")),
+        RunConfig("faith-final", "faith", max_steps=1100, threads=2),
+        RunConfig("faith-tiny", "faith", max_steps=6, held_out=("q2_wow",)),
+        RunConfig("inject-heldout", "inject", epochs=1),
+        RunConfig("inject-final", "inject", epochs=1, all_families=True),
+        RunConfig("inject-tiny", "inject", max_steps=6),
+    )
+}
+
+
+def build_examples(config: RunConfig) -> dict[str, list[Example]]:
+    """Splits for a run: `train`, and the evaluation splits (names start with `dev` or `heldout`)."""
+    text = load_text_module()
+    if config.task == "faith":
+        return faithfulness_splits(text.PairLayout(), config.exclude, config.held_out, config.cap_pairs, config.seed)
+    tokenizer = text.load_tokenizer(str(TOKENIZER))
+    train, test, _ = injection_split(config.seed, all_families=config.all_families)
+    attack = attack_shingles(train + test)
+    examples, _ = injection_windows(train, tokenizer, config.window_tokens, attack)
+    if config.synthetic:
+        from training.checkers.synthetic import synthetic_windows
+
+        examples += synthetic_windows([e for e in examples if e.label == 0], config.seed)
+    return {"train": examples, "test_records": test}  # type: ignore[dict-item]
+
+
+def encode_examples(config: RunConfig, examples: list[Example]) -> list[tuple[list[int], list[int]]]:
+    """Token ids as the run time builds them."""
+    text = load_text_module()
+    tokenizer = text.load_tokenizer(str(TOKENIZER))
+    encoded: list[tuple[list[int], list[int]]]
+    if config.task == "faith":
+        items = [(e.evidence, e.context, e.claim) for e in examples]
+        encoded = text.encode_pairs(tokenizer, items, text.PairLayout())
+    else:
+        encoded = text.encode_single(tokenizer, [e.evidence for e in examples], config.window_tokens)
+    return encoded
+
+
+def describe(config: RunConfig) -> dict[str, Any]:
+    """The run's settings, for model cards."""
+    return dict(config.__dict__)
