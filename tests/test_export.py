@@ -347,7 +347,8 @@ def plugin_run(facts: RunFacts, path: Path) -> Path:
     path.mkdir()
     records = [c.model_copy(update={"task": PLUGIN_TASK}) for c in facts.accepted]
     (path / "accepted.jsonl").write_text("".join(c.model_dump_json() + "\n" for c in records))
-    (path / "manifest.json").write_text(json.dumps({"fingerprint": "f", "task": PLUGIN_TASK}))
+    manifest = run_manifest(planned=len(records)).model_copy(update={"task": PLUGIN_TASK})
+    (path / "manifest.json").write_text(manifest.model_dump_json())
     return path
 
 
