@@ -93,10 +93,12 @@ def test_credentials_written_into_a_base_url_count_as_secrets_and_are_never_show
 
 def test_each_layer_beats_the_ones_below_it(tmp_path: Path) -> None:
     """flags > config file (its [settings] over its top level) > ./codi.toml > environment > defaults."""
-    (tmp_path / "codi.toml").write_text('top_k = 4\nchunk_size = 500\nmax_user_retries = 3\n[endpoint]\nmodel = "toml"\n')
+    (tmp_path / "codi.toml").write_text(
+        'top_k = 4\nchunk_size = 500\nmax_user_retries = 3\n[endpoint]\nmodel = "toml"\n'
+    )
     config = tmp_path / "run.toml"
     config.write_text(
-        'n = 3\ntop_k = 5\nchunk_size = 600\n[personas]\ncurious_student = 1\n'
+        "n = 3\ntop_k = 5\nchunk_size = 600\n[personas]\ncurious_student = 1\n"
         '[settings]\nchunk_size = 700\nmax_assistant_retries = 4\n[settings.critic]\nmodel = "judge"\n'
     )
     env = {"CODI_MODEL": "env", "CODI_BASE_URL": "http://env/v1", "CODI_CRITIC_MODEL": "env-judge"}

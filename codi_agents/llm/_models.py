@@ -134,7 +134,7 @@ def _aiohttp_client() -> Any | None:
     import openai
 
     try:
-        return openai.DefaultAioHttpClient(timeout=httpx.Timeout(None))  # the timeout is RoleModel's
+        return openai.DefaultAioHttpClient(timeout=None)  # the timeout is RoleModel's
     except (AttributeError, RuntimeError):  # an SDK without it, or without its `aiohttp` extra
         return None
 

@@ -110,6 +110,7 @@ class _Handler:
 
     async def models(self, request: web.Request) -> web.Response:
         del request
+        self.counts["models"] += 1
         names = [self.config.model, *self.config.other_models]
         return web.json_response(
             {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "codi"} for name in names]}
