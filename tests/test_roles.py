@@ -45,7 +45,7 @@ def test_the_timeout_is_the_specs_and_only_role_model_enforces_it() -> None:
     assert model.timeout == 7.0
     assert isinstance(model.chat, ChatOpenAI) and isinstance(model.chat.request_timeout, httpx.Timeout)
     assert model.chat.request_timeout.read is None and model.chat.request_timeout.connect is None
-    assert model.chat.http_async_client.timeout.read is None  # type: ignore[attr-defined]
+    assert model.chat.http_async_client.timeout.read is None  # type: ignore[union-attr]
     given = build_role_models(settings, dict.fromkeys(ROLES, ScriptedChatModel(script=["hi"])))  # type: ignore[arg-type]
     assert given["user"].timeout == 7.0  # a chat model given in code is bounded the same way
 

@@ -37,7 +37,7 @@ def role_instances(models: ModelsArgument) -> dict[Role, BaseChatModel]:
     unknown = set(models) - set(ROLES)
     if unknown:
         raise ConfigError(f"Unknown role(s) {', '.join(sorted(unknown))} in models; roles are {', '.join(ROLES)}.")
-    return {role: model for role, model in models.items() if role in ROLES}  # type: ignore[misc]
+    return {role: models[role] for role in ROLES if role in models}
 
 
 def build_role_models(
