@@ -88,3 +88,17 @@ def test_a_server_serving_several_models_is_a_user_error_listing_them(tmp_path: 
     assert result.returncode == 2
     assert "serves 2 models and none is chosen" in result.stderr and "a-model, b-model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_redactor_belongs_to_one_command_and_learns_from_its_settings() -> None:
+    from codi_agents import Settings
+    from codi_agents.cli._common import Redactor
+
+    first = Redactor.from_environment({"OPENAI_API_KEY": "sk-env-key-0123456789", "HOME": "/home/someone-long"})
+    first.add(None, "", "sk-flag-key-0123456789")
+    first.add_settings(Settings(critic={"base_url": "https://team:hunter2-hunter2@llm.example/v1", "model": "m"}))
+    shown = first("sent sk-env-key-0123456789, sk-flag-key-0123456789 and hunter2-hunter2 to /home/someone-long")
+    assert "sk-env-key" not in shown and "sk-flag-key" not in shown and "hunter2-hunter2" not in shown
+    assert "/home/someone-long" in shown  # only *API_KEY variables are secrets
+    second = Redactor.from_environment({})
+    assert second.secrets == [] and second("sk-flag-key-0123456789") == "sk-flag-key-0123456789"
