@@ -92,19 +92,19 @@ def test_credentials_written_into_a_base_url_count_as_secrets_and_are_never_show
 
 
 def test_each_layer_beats_the_ones_below_it(tmp_path: Path) -> None:
-    """flags > config file (its [settings] over its top level) > ./codi.toml > environment > defaults."""
+    """flags > config file (top level or [settings]) > ./codi.toml > environment > defaults."""
     (tmp_path / "codi.toml").write_text(
         'top_k = 4\nchunk_size = 500\nmax_user_retries = 3\n[endpoint]\nmodel = "toml"\n'
     )
     config = tmp_path / "run.toml"
     config.write_text(
-        "n = 3\ntop_k = 5\nchunk_size = 600\n[personas]\ncurious_student = 1\n"
+        "n = 3\ntop_k = 5\n[personas]\ncurious_student = 1\n"
         '[settings]\nchunk_size = 700\nmax_assistant_retries = 4\n[settings.critic]\nmodel = "judge"\n'
     )
     env = {"CODI_MODEL": "env", "CODI_BASE_URL": "http://env/v1", "CODI_CRITIC_MODEL": "env-judge"}
     settings = resolve_settings(flags={"max_assistant_retries": 1, "seed": None}, config=config, environ=env)
     assert settings.max_assistant_retries == 1  # flag over [settings]
-    assert settings.chunk_size == 700  # [settings] over the file's top level over codi.toml
+    assert settings.chunk_size == 700  # the file's [settings] over codi.toml
     assert settings.top_k == 5  # the file's top level over codi.toml
     assert settings.max_user_retries == 3  # codi.toml where nothing above sets it
     assert settings.endpoint.model == "toml" and settings.critic.model == "judge"  # codi.toml, file over env
@@ -125,6 +125,9 @@ def test_a_config_file_is_settings_plus_run_keys_whichever_command_reads_it(tmp_
     settings = resolve_settings(config=run_file, environ={})
     assert (settings.top_k, settings.seed) == (6, 3)  # the top-level seed is the conversation's in simulate
     assert load_run_config(run_file, dedup={"threshold": 0.5}).dedup.drop == "conversations"  # tables merge
+    (tmp_path / "twice.toml").write_text("top_k = 2\n[settings]\ntop_k = 3\n")
+    with pytest.raises(ConfigError, match="top_k: set at the top level and in \\[settings\\]; keep one"):
+        resolve_settings(config=tmp_path / "twice.toml", environ={})
     with pytest.raises(ConfigError, match="sed: unknown field"):
         (tmp_path / "typo.toml").write_text("sed = 3\n")
         load_run_config(tmp_path / "typo.toml")
@@ -141,3 +144,18 @@ def test_equal_settings_keep_the_fingerprints_of_earlier_versions() -> None:
     )
     mixed = Settings(critic={"temperature": 0.5}, top_k=5, user={"base_url": "http://u/v1", "model": "u"})
     assert mixed.fingerprint() == "d0a66daa9a0bb8aa"
+
+
+def test_keyword_settings_over_given_settings_are_validated_like_any_layer() -> None:
+    base = Settings(critic={"api_key": "sk-judge-0123456789", "base_url": "http://judge/v1", "model": "j"}, top_k=4)
+    changed = resolve_settings(flags={"critic": {"model": "bigger"}, "seed": 3}, base=base)
+    assert (changed.critic.model, changed.critic.base_url, changed.top_k, changed.seed) == (
+        "bigger",
+        "http://judge/v1",
+        4,
+        3,
+    )
+    assert changed.critic.api_key is not None and changed.critic.api_key.get_secret_value() == "sk-judge-0123456789"
+    assert resolve_settings(base=base) == base
+    with pytest.raises(ConfigError, match="top_k"):
+        resolve_settings(flags={"top_k": 0}, base=base)

@@ -63,10 +63,9 @@ def iter_conversations(
         run_config = config
     else:
         run_config = load_run_config(config, **run_overrides)
-    if settings is None:
-        resolved = resolve_settings(flags=overrides, config=run_config)
-    else:
-        resolved = settings.model_copy(update=overrides) if overrides else settings
+    resolved = settings if settings is not None and not overrides else None
+    if resolved is None:
+        resolved = resolve_settings(flags=overrides, config=run_config, base=settings)
     return BatchRun(
         corpus,
         out,

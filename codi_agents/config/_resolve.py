@@ -5,7 +5,7 @@ Precedence, highest first:
 1. flags: command-line options, or keyword arguments of the Python API (`top_k=5`,
    `critic={"model": "gpt-4o"}`; None values are ignored);
 2. the config file (`--config FILE`, `config=` in Python): its settings layer, see
-   `codi_agents.config._run_config` (top-level settings and `[settings]`; run keys ignored here);
+   `codi_agents.config._run_config` (settings at the top level or in `[settings]`; run keys ignored here);
 3. `codi.toml` in the working directory, when there is one (its settings layer);
 4. environment variables: `CODI_BASE_URL`, `CODI_API_KEY`, `CODI_MODEL` (every role) and
    `CODI_<ROLE>_BASE_URL`, `CODI_<ROLE>_API_KEY`, `CODI_<ROLE>_MODEL` (ROLE = USER, ASSISTANT,
@@ -41,22 +41,20 @@ def resolve_settings(
     flags: Mapping[str, Any] | None = None,
     config: str | Path | RunConfig | None = None,
     environ: Mapping[str, str] | None = None,
+    base: Settings | None = None,
 ) -> Settings:
     """`Settings` from flags over a config file over `./codi.toml` over the environment.
 
     `config` is a config file's path, or a `RunConfig` already read from one (its `settings`
-    layer is used; a run reads its file once). Raises `ConfigError` naming the file and the field.
+    layer is used; a run reads its file once). `base`: settings already resolved, which then stand
+    for every layer below the flags. Raises `ConfigError` naming the file and the field.
     """
     env = os.environ if environ is None else environ
-    layers: list[tuple[str, Mapping[str, Any]]] = [("environment", _from_environment(env))]
-    default = Path(DEFAULT_CONFIG_FILE)
-    given = config.source if isinstance(config, RunConfig) else (str(config) if config is not None else None)
-    if default.is_file() and (given is None or not _same_file(default, Path(given))):
-        layers.append((str(default), read_config_file(default)[0]))
-    if isinstance(config, RunConfig):
-        layers.append((config.source, config.settings))
-    elif config is not None:
-        layers.append((str(config), read_config_file(config)[0]))
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if base is not None:
+        layers.append(("settings", base.model_dump(exclude_unset=True)))
+    else:
+        layers += _lower_layers(config, env)
     layers.append(("flags", {key: value for key, value in (flags or {}).items() if value is not None}))
     merged: dict[str, Any] = {}
     for where, layer in layers:
@@ -68,7 +66,7 @@ def resolve_settings(
         raise ConfigError(describe_validation_error(" and ".join(files) or "settings", exc)) from exc
 
 
-_NOT_FILES = ("environment", "flags")
+_NOT_FILES = ("environment", "flags", "settings")
 """Layers whose values are taken as they are: `${NAME}` is expanded in files only."""
 
 
@@ -80,6 +78,20 @@ def load_settings(
 ) -> Settings:
     """`resolve_settings` with keyword flags: `load_settings("codi.toml", seed=3, critic={"model": "m"})`."""
     return resolve_settings(flags=flags, config=config_file, environ=environ)
+
+
+def _lower_layers(config: str | Path | RunConfig | None, env: Mapping[str, str]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The environment, `./codi.toml` and the config file's settings layer, lowest first."""
+    layers: list[tuple[str, Mapping[str, Any]]] = [("environment", _from_environment(env))]
+    default = Path(DEFAULT_CONFIG_FILE)
+    given = config.source if isinstance(config, RunConfig) else (str(config) if config is not None else None)
+    if default.is_file() and (given is None or not _same_file(default, Path(given))):
+        layers.append((str(default), read_config_file(default)[0]))
+    if isinstance(config, RunConfig):
+        layers.append((config.source, config.settings))
+    elif config is not None:
+        layers.append((str(config), read_config_file(config)[0]))
+    return layers
 
 
 def _same_file(a: Path, b: Path) -> bool:

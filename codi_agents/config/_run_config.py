@@ -1,7 +1,7 @@
 """The config file (TOML): settings plus the keys of a batch run. One format for every `--config`.
 
 A config file holds settings (any `Settings` field, as in `codi.toml`: at the top level, or in a
-`[settings]` table, which wins where both set a field) and run keys: `n`, `per_document`,
+`[settings]` table; a field in one place only) and run keys: `n`, `per_document`,
 `concurrency`, `shuffle_documents`, `[personas]`, `[flows]`, `[prices]`, `[dedup]`, `[limits]`.
 `codi run` uses both; `codi simulate` and `codi eval-critic` use the settings and ignore the run
 keys. A top-level `seed` is the seed of what the command makes: the plan's in a run, the
@@ -148,30 +148,28 @@ RUN_KEYS = frozenset(RunConfig.model_fields) - {"settings"}
 """The top-level keys of a config file that belong to a batch run rather than to the settings."""
 
 
-def split_config(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_config(data: Mapping[str, Any], where: str = "config file") -> tuple[dict[str, Any], dict[str, Any]]:
     """A config file's content as (settings layer, run keys).
 
-    The settings layer is the top-level keys that are not run keys, with `[settings]` merged over
-    them; a top-level `seed` goes to both. Unknown keys stay in the settings layer, where validation
-    names them."""
-    run = {key: value for key, value in data.items() if key in RUN_KEYS}
-    settings = {key: value for key, value in data.items() if key not in RUN_KEYS and key != "settings"}
-    if "seed" in data:
-        settings["seed"] = data["seed"]
+    The settings layer is the top-level keys that are not run keys and the `[settings]` table; a
+    setting may be written in one of the two places, not both. A top-level `seed` goes to both
+    parts (a `[settings]` seed then sets only the conversation's). Unknown keys stay in the
+    settings layer, where validation names them."""
     table = data.get("settings", {})
     if not isinstance(table, Mapping):
-        raise ConfigError("`settings` must be a table ([settings]) of Settings fields.")
-    for key, value in table.items():
-        if isinstance(value, Mapping) and isinstance(settings.get(key), Mapping):
-            settings[key] = {**settings[key], **value}
-        else:
-            settings[key] = value
-    return settings, run
+        raise ConfigError(f"{where}: `settings` must be a table ([settings]) of Settings fields.")
+    run = {key: value for key, value in data.items() if key in RUN_KEYS}
+    top = {key: value for key, value in data.items() if key not in RUN_KEYS and key != "settings"}
+    twice = sorted(set(top) & set(table))
+    if twice:
+        raise ConfigError(f"{where}: {', '.join(twice)}: set at the top level and in [settings]; keep one.")
+    seed = {"seed": data["seed"]} if "seed" in data else {}
+    return {**seed, **top, **table}, run
 
 
 def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a config file: (settings layer, run keys), as `split_config` splits them."""
-    return split_config(read_toml(Path(path), ConfigError))
+    return split_config(read_toml(Path(path), ConfigError), str(path))
 
 
 def load_run_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:

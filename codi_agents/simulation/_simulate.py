@@ -50,7 +50,7 @@ async def asimulate(
     if settings is None:
         settings = resolve_settings(flags={"seed": seed, "task": task_name, **overrides}, config=config_file)
     elif seed is not None or overrides:
-        settings = settings.model_copy(update={k: v for k, v in {"seed": seed, **overrides}.items() if v is not None})
+        settings = resolve_settings(flags={"seed": seed, **overrides}, base=settings)
     inputs = load_inputs(settings, doc, persona, flow=flow, task=task)
     async with Session(settings, models=models, embedding_function=embedding_function, task=inputs.task) as session:
         return await session.simulate(inputs.document, inputs.persona, inputs.flow, seed=settings.seed)
