@@ -77,3 +77,18 @@ def _persona_and_flow(session: Session):  # type: ignore[no-untyped-def]
     return load_persona(task.first_persona, search_dirs=task.persona_dirs), load_flow(
         "factoid_short", search_dirs=task.flow_dirs
     )
+
+
+def test_eval_critic_asks_only_the_critics_endpoint() -> None:
+    from codi_agents.critic._calibration import load_calibration
+    from codi_agents.evaluation._evaluate import open_critic
+
+    with FakeOpenAIServer(model="judge-x") as server:
+        # the user's endpoint names no model and is unreachable: the critic's evaluation never asks it
+        settings = load_settings(
+            environ={}, critic={"base_url": server.base_url}, user={"base_url": "http://127.0.0.1:9/v1"}
+        )
+        with open_critic(settings, load_calibration(None)) as choice:
+            assert choice.model is not None and choice.model.name == "judge-x"
+            assert choice.description == f"judge-x @ {server.base_url}"
+        assert server.stats()["models"] == 1

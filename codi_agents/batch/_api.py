@@ -63,8 +63,9 @@ def iter_conversations(
         run_config = config
     else:
         run_config = load_run_config(config, **run_overrides)
-    resolved = settings if settings is not None and not overrides else None
-    if resolved is None:
+    if settings is not None and not overrides:
+        resolved = settings
+    else:  # keyword settings over the given settings, or over the config file, codi.toml and the environment
         resolved = resolve_settings(flags=overrides, config=run_config, base=settings)
     return BatchRun(
         corpus,

@@ -173,7 +173,8 @@ def open_critic(
     from codi_agents.llm._models import build_role_models
 
     instances = dict.fromkeys(ROLES, critic_model) if critic_model is not None else {}
-    settings = with_discovered_models(settings, [role for role in ROLES if role != "critic" or critic_model])
+    not_asked = ROLES if critic_model is not None else ("user", "assistant")  # only the critic's endpoint
+    settings = with_discovered_models(settings, not_asked)
     roles = resolve_roles(settings, instances.keys())
     weight = roles.judge_weight(
         settings.judge_weight, embedded=calibration.judge_weight_embedded, remote=calibration.judge_weight_remote
