@@ -80,7 +80,10 @@ class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint_down_seconds: float = Field(
-        default=30.0, gt=0, description="Stop when most requests to an endpoint failed for this long."
+        default=30.0,
+        gt=0,
+        description="Stop when most requests to an endpoint failed for this long; fills the endpoints' "
+        "`endpoint_down_seconds` setting where it is unset (`settings_for_run`).",
     )
     max_consecutive_errors: int = Field(
         default=50, ge=1, description="Stop after this many conversations in a row failed with an unexpected error."
