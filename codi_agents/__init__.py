@@ -12,7 +12,7 @@ The public API is small:
 from codi_agents._record import Conversation, Turn, Verdict
 from codi_agents._version import __version__
 from codi_agents.batch import arun, iter_conversations, run
-from codi_agents.config._settings import Settings, load_settings
+from codi_agents.config import Settings, load_settings
 from codi_agents.errors import (
     CodiError,
     ConfigError,

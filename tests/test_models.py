@@ -7,13 +7,14 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from codi_agents import ConfigError, load_settings
-from codi_agents.llm._models import build_role_models, needs_local_model, role_instances
+from codi_agents.config import resolve_roles
+from codi_agents.llm._models import build_role_models, role_instances
 from codi_agents.testing import ScriptedChatModel
 
 
 def test_no_endpoint_means_every_role_uses_the_shared_embedded_server() -> None:
     settings = load_settings(environ={})
-    assert needs_local_model(settings, {})
+    assert resolve_roles(settings).needs_embedded_model
     models = build_role_models(settings, {}, local_url="http://127.0.0.1:9999/v1", local_model_name="smollm2")
     assert {role: m.name for role, m in models.items()} == dict.fromkeys(("user", "assistant", "critic"), "smollm2")
     assert len({id(m.endpoint) for m in models.values()}) == 1
@@ -33,7 +34,7 @@ def test_a_configured_endpoint_takes_precedence_over_the_embedded_model() -> Non
             "CODI_MODEL": "qwen2.5-7b",
         }
     )
-    assert not needs_local_model(settings, {})
+    assert not resolve_roles(settings).needs_embedded_model
     models = build_role_models(settings, {})
     for model in models.values():
         assert isinstance(model.chat, ChatOpenAI)
@@ -44,7 +45,7 @@ def test_a_configured_endpoint_takes_precedence_over_the_embedded_model() -> Non
 
 def test_one_role_on_an_endpoint_and_the_others_embedded() -> None:
     settings = load_settings(environ={}, critic={"base_url": "http://judge:8000/v1", "model": "judge-70b"})
-    assert needs_local_model(settings, {})
+    assert resolve_roles(settings).embedded_roles == {"user", "assistant"}
     models = build_role_models(settings, {}, local_url="http://127.0.0.1:1/v1", local_model_name="small")
     assert models["critic"].name == "judge-70b" and models["user"].name == "small"
     assert models["critic"].endpoint is not models["user"].endpoint
@@ -53,7 +54,7 @@ def test_one_role_on_an_endpoint_and_the_others_embedded() -> None:
 def test_instances_win_and_need_no_server() -> None:
     scripted = ScriptedChatModel(script=["hi"], model_name="mine")
     instances = role_instances(scripted)
-    assert not needs_local_model(load_settings(environ={}), instances)
+    assert not resolve_roles(load_settings(environ={}), instances.keys()).needs_embedded_model
     models = build_role_models(load_settings(environ={}), instances)
     assert all(model.name == "mine" for model in models.values())
     with pytest.raises(ConfigError, match="Unknown role"):

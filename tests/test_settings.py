@@ -1,4 +1,4 @@
-"""Settings: precedence of arguments, config file and environment; secrets; errors."""
+"""Settings: the one resolver's layers (flags, config file, codi.toml, environment); secrets; errors."""
 
 from __future__ import annotations
 
@@ -7,21 +7,23 @@ from pathlib import Path
 import pytest
 
 from codi_agents import ConfigError, Settings, load_settings
+from codi_agents.config import load_run_config, resolve_roles, resolve_settings
 
 
 def test_defaults_use_the_embedded_model() -> None:
     settings = load_settings(environ={})
-    assert settings.uses_embedded_model
+    roles = resolve_roles(settings)
+    assert roles.embedded_roles == {"user", "assistant", "critic"}
     assert settings.structured_output_method == "function_calling"
-    assert settings.endpoint_for("critic").temperature == 0.0
-    assert settings.endpoint_for("user").temperature > settings.endpoint_for("assistant").temperature
+    assert roles["critic"].temperature == 0.0
+    assert roles["user"].temperature > roles["assistant"].temperature
 
 
 def test_openai_environment_variables_configure_every_role() -> None:
     settings = load_settings(
         environ={"OPENAI_BASE_URL": "http://vllm:8000/v1", "OPENAI_API_KEY": "sk-test-123456789", "CODI_MODEL": "qwen"}
     )
-    assert not settings.uses_embedded_model
+    assert not resolve_roles(settings).needs_embedded_model
     for role in ("user", "assistant", "critic"):
         endpoint = settings.endpoint_for(role)
         assert endpoint.base_url == "http://vllm:8000/v1"
@@ -87,3 +89,73 @@ def test_credentials_written_into_a_base_url_count_as_secrets_and_are_never_show
     shown = settings.endpoint_for("user").describe() + settings.endpoint_for("critic").describe()
     assert "hunter2" not in shown and "judge-key" not in shown
     assert "team:***@llm.example" in shown and "region=eu" in shown
+
+
+def test_each_layer_beats_the_ones_below_it(tmp_path: Path) -> None:
+    """flags > config file (top level or [settings]) > ./codi.toml > environment > defaults."""
+    (tmp_path / "codi.toml").write_text(
+        'top_k = 4\nchunk_size = 500\nmax_user_retries = 3\n[endpoint]\nmodel = "toml"\n'
+    )
+    config = tmp_path / "run.toml"
+    config.write_text(
+        "n = 3\ntop_k = 5\n[personas]\ncurious_student = 1\n"
+        '[settings]\nchunk_size = 700\nmax_assistant_retries = 4\n[settings.critic]\nmodel = "judge"\n'
+    )
+    env = {"CODI_MODEL": "env", "CODI_BASE_URL": "http://env/v1", "CODI_CRITIC_MODEL": "env-judge"}
+    settings = resolve_settings(flags={"max_assistant_retries": 1, "seed": None}, config=config, environ=env)
+    assert settings.max_assistant_retries == 1  # flag over [settings]
+    assert settings.chunk_size == 700  # the file's [settings] over codi.toml
+    assert settings.top_k == 5  # the file's top level over codi.toml
+    assert settings.max_user_retries == 3  # codi.toml where nothing above sets it
+    assert settings.endpoint.model == "toml" and settings.critic.model == "judge"  # codi.toml, file over env
+    assert settings.endpoint.base_url == "http://env/v1"  # environment where no file sets it
+    assert settings.seed == 0 and settings.top_k != Settings().top_k  # a None flag is no flag
+    # The same file read as a run config once: the resolver takes its settings layer without reading it again.
+    assert resolve_settings(flags={"max_assistant_retries": 1}, config=load_run_config(config), environ=env) == settings
+
+
+def test_a_config_file_is_settings_plus_run_keys_whichever_command_reads_it(tmp_path: Path) -> None:
+    settings_file = tmp_path / "settings.toml"  # a codi.toml-style file, given to `codi run`
+    settings_file.write_text('seed = 7\ntop_k = 2\n[endpoint]\nmodel = "m"\nbase_url = "http://h/v1"\n')
+    run = load_run_config(settings_file, n=2)
+    assert (run.n, run.seed) == (2, 7)  # a top-level seed is the plan's seed in a run
+    assert resolve_settings(config=run, environ={}).top_k == 2
+    run_file = tmp_path / "run.toml"  # a run config, given to `codi simulate`: its run keys are ignored
+    run_file.write_text('seed = 3\nn = 9\nconcurrency = 4\n[dedup]\ndrop = "conversations"\n[settings]\ntop_k = 6\n')
+    settings = resolve_settings(config=run_file, environ={})
+    assert (settings.top_k, settings.seed) == (6, 3)  # the top-level seed is the conversation's in simulate
+    assert load_run_config(run_file, dedup={"threshold": 0.5}).dedup.drop == "conversations"  # tables merge
+    (tmp_path / "twice.toml").write_text("top_k = 2\n[settings]\ntop_k = 3\n")
+    with pytest.raises(ConfigError, match="top_k: set at the top level and in \\[settings\\]; keep one"):
+        resolve_settings(config=tmp_path / "twice.toml", environ={})
+    with pytest.raises(ConfigError, match="sed: unknown field"):
+        (tmp_path / "typo.toml").write_text("sed = 3\n")
+        load_run_config(tmp_path / "typo.toml")
+    with pytest.raises(ConfigError, match="colour: unknown field"):
+        (tmp_path / "typo.toml").write_text("colour = 'red'\n[settings]\ntop_k = 2\n")
+        resolve_settings(config=tmp_path / "typo.toml", environ={})
+
+
+def test_equal_settings_keep_the_fingerprints_of_earlier_versions() -> None:
+    """Conversation ids and resumes rest on these hashes: computed with codi as of commit d3636ca."""
+    assert Settings().fingerprint() == "5e90e3ea05339e72"
+    assert Settings(endpoint={"base_url": "http://h/v1", "model": "m", "api_key": "k"}).fingerprint() == (
+        "5df236cdddb17f3f"
+    )
+    mixed = Settings(critic={"temperature": 0.5}, top_k=5, user={"base_url": "http://u/v1", "model": "u"})
+    assert mixed.fingerprint() == "d0a66daa9a0bb8aa"
+
+
+def test_keyword_settings_over_given_settings_are_validated_like_any_layer() -> None:
+    base = Settings(critic={"api_key": "sk-judge-0123456789", "base_url": "http://judge/v1", "model": "j"}, top_k=4)
+    changed = resolve_settings(flags={"critic": {"model": "bigger"}, "seed": 3}, base=base)
+    assert (changed.critic.model, changed.critic.base_url, changed.top_k, changed.seed) == (
+        "bigger",
+        "http://judge/v1",
+        4,
+        3,
+    )
+    assert changed.critic.api_key is not None and changed.critic.api_key.get_secret_value() == "sk-judge-0123456789"
+    assert resolve_settings(base=base) == base
+    with pytest.raises(ConfigError, match="top_k"):
+        resolve_settings(flags={"top_k": 0}, base=base)

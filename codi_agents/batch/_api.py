@@ -20,7 +20,8 @@ from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents.batch._progress import LogProgress, ProgressView
 from codi_agents.batch._runner import BatchRun
-from codi_agents.config._run_config import load_run_config, resolve_settings
+from codi_agents.config._resolve import resolve_settings
+from codi_agents.config._run_config import RunConfig, load_run_config
 from codi_agents.config._settings import Settings
 from codi_agents.inputs._documents import Document
 from codi_agents.llm._models import ModelsArgument
@@ -30,7 +31,7 @@ def iter_conversations(
     corpus: str | Path | Sequence[Document],
     out: str | Path | None = None,
     *,
-    config: str | Path | None = None,
+    config: str | Path | RunConfig | None = None,
     n: int | None = None,
     per_document: int | None = None,
     concurrency: int | None = None,
@@ -41,22 +42,31 @@ def iter_conversations(
     embedding_function: EmbeddingFunction[Documents] | None = None,
     settings: Settings | None = None,
     progress: ProgressView | None = None,
+    secrets: Sequence[str] = (),
     **overrides: Any,
 ) -> BatchRun:
     """A batch run to iterate with `async for`: each finished conversation, accepted or not, once it is on disk.
 
     `corpus`: a JSONL file, a folder, a glob, or `Document`s. `out`: the run directory (None: write
-    nothing, keep the index in memory). `config`: a run config TOML (see `codi_agents.config._run_config`);
-    `n`, `per_document`, `concurrency`, `seed` override it. `models`/`embedding_function` replace the
-    configured ones (tests, custom clients); `settings` replaces the resolved settings; other keyword
-    arguments are `Settings` fields (`critic={"model": "gpt-4o"}`). After the loop, `.summary` holds
-    the statistics.
+    nothing, keep the index in memory). `config`: a config file (settings and run keys, see
+    `codi_agents.config._run_config`), or a `RunConfig` already read with `load_run_config`; `n`,
+    `per_document`, `concurrency`, `seed` override a file's run keys. `models`/`embedding_function`
+    replace the configured ones (tests, custom clients); `settings` replaces the resolved settings;
+    other keyword arguments are `Settings` fields (`critic={"model": "gpt-4o"}`), over the config
+    file, `./codi.toml` and the environment. `secrets`: more strings to keep out of what the run
+    writes (the settings' keys always are). After the loop, `.summary` holds the statistics.
     """
-    run_config = load_run_config(config, n=n, per_document=per_document, concurrency=concurrency, seed=seed)
-    if settings is None:
-        resolved = resolve_settings(run_config, config_path=config, **overrides)
+    run_overrides = {"n": n, "per_document": per_document, "concurrency": concurrency, "seed": seed}
+    if isinstance(config, RunConfig):
+        if any(value is not None for value in run_overrides.values()):
+            raise TypeError("n, per_document, concurrency and seed override a file: give them to load_run_config")
+        run_config = config
     else:
-        resolved = settings.model_copy(update=overrides) if overrides else settings
+        run_config = load_run_config(config, **run_overrides)
+    if settings is not None and not overrides:
+        resolved = settings
+    else:  # keyword settings over the given settings, or over the config file, codi.toml and the environment
+        resolved = resolve_settings(flags=overrides, config=run_config, base=settings)
     return BatchRun(
         corpus,
         out,
@@ -67,6 +77,7 @@ def iter_conversations(
         models=models,
         embedding_function=embedding_function,
         progress=progress or LogProgress(interval=run_config.limits.progress_seconds),
+        secrets=secrets,
     )
 
 

@@ -29,7 +29,7 @@ from codi_agents.batch._manifest import (
 )
 from codi_agents.batch._plan import Plan, ordered_documents, weighted_flows, weighted_personas
 from codi_agents.batch._summary import Tally
-from codi_agents.config._run_config import RunConfig
+from codi_agents.config._run_config import RunConfig, settings_for_run
 from codi_agents.config._settings import Settings
 from codi_agents.errors import ConfigError
 from codi_agents.inputs._documents import Document
@@ -75,18 +75,6 @@ class PreparedRun:
     """Conversations already on disk when this session started."""
 
 
-def batch_settings(settings: Settings, out: Path | None) -> Settings:
-    """The settings a batch run uses: the faster HTTP transport (one event loop, closed at the end) unless
-    one is set, and the passage index kept in the run directory unless a Chroma location is set."""
-    if settings.endpoint.http_transport is None:
-        settings = settings.model_copy(
-            update={"endpoint": settings.endpoint.model_copy(update={"http_transport": "aiohttp"})}
-        )
-    if out is not None and settings.chroma_path is None and settings.chroma_url is None:
-        settings = settings.model_copy(update={"chroma_path": str(RunLayout(out).index)})
-    return settings
-
-
 def plan_run(
     corpus: str | Path | Sequence[Document],
     out: Path | None,
@@ -108,7 +96,8 @@ def plan_run(
         from codi_agents.retrieval._embeddings import default_embedding_function
 
         embedding_function = default_embedding_function()
-    session = Session(batch_settings(settings, out), models=models, embedding_function=embedding_function, task=task)
+    run_settings = settings_for_run(settings, config, index_path=RunLayout(out).index if out is not None else None)
+    session = Session(run_settings, models=models, embedding_function=embedding_function, task=task)
     documents = ordered_documents(read.documents, shuffle=config.shuffle_documents, seed=config.seed)
     plan = Plan(
         task=task.name,
@@ -155,10 +144,6 @@ async def prepare_run(
             _read_back(prepared, layout, dedup)
         await asyncio.to_thread(planned.session.open)
         endpoints = session_endpoints(planned.session)
-        # Endpoint-down window: until the settings carry it per role, the run config's limit is applied
-        # to the endpoints the session just built. The one place codi changes a built endpoint.
-        for endpoint in endpoints:
-            endpoint.health.sustained_seconds = config.limits.endpoint_down_seconds
         if layout is not None:
             made = make_manifest(
                 previous,

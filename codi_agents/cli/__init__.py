@@ -6,16 +6,19 @@ settings are wrong, 130 interrupted with Ctrl-C.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from codi_agents._security import redact
-from codi_agents.cli._common import known_secrets
+from codi_agents.cli._common import Redactor
 from codi_agents.errors import CodiError, UserError
 
 app = typer.Typer(
@@ -56,11 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     _register()
     err = Console(stderr=True)
+    redactor = Redactor.from_environment(os.environ)  # the command adds its flags' and settings' secrets
     try:
-        code = app(args=argv, standalone_mode=False)
+        with _notes_to(err, redactor):
+            code = app(args=argv, standalone_mode=False, obj=redactor)
     except CodiError as error:
         # soft_wrap: an error names paths and lines that a user copies; never break them at the terminal width
-        message = escape(redact(str(error), known_secrets()))  # "[settings]" in a message is text, not markup
+        message = escape(redactor(str(error)))  # "[settings]" in a message is text, not markup
         err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(2 if isinstance(error, UserError) else 1)
     except KeyboardInterrupt:
@@ -78,3 +83,22 @@ def main(argv: list[str] | None = None) -> None:
         err.print("[yellow]Interrupted.[/] Finished work is saved; nothing is left running.")
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+@contextmanager
+def _notes_to(console: Console, redactor: Redactor) -> Iterator[None]:
+    """Show what the settings decided on their own (the model a server serves) on `console`, without secrets."""
+
+    class Note(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(f"[dim]note:[/] {escape(redactor(record.getMessage()))}", highlight=False, soft_wrap=True)
+
+    logger = logging.getLogger("codi_agents.config")
+    handler, level = Note(logging.INFO), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

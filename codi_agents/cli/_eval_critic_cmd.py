@@ -10,13 +10,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codi_agents.cli._common import ApiKeyOption, BaseUrlOption, ConfigOption, ModelOption, settings_from_options
+from codi_agents.cli._common import (
+    ApiKeyOption,
+    BaseUrlOption,
+    ConfigOption,
+    ModelOption,
+    command_redactor,
+    endpoint_flags,
+)
+from codi_agents.config._resolve import resolve_settings
 from codi_agents.critic._calibration import Calibration, load_calibration
 from codi_agents.evaluation._evaluate import EvaluationReport, evaluate_file
 from codi_agents.evaluation._metrics import Metrics
 
 
 def eval_critic_command(
+    ctx: typer.Context,
     file: Annotated[
         Path, typer.Argument(help="Labelled JSONL: {id, knowledge, history, response, label: faithful|unfaithful}.")
     ],
@@ -48,7 +57,11 @@ def eval_critic_command(
     """Measure the critic on labelled responses: balanced accuracy, precision and recall for catching
     unfaithful ones, the confusion matrix, a per-source breakdown and the median time per item."""
     console = Console()
-    settings = settings_from_options(config, base_url, model, api_key, judge_weight=judge_weight, task=task)
+    redactor = command_redactor(ctx)
+    redactor.add(api_key)
+    flags = {"judge_weight": judge_weight, "task": task, "endpoint": endpoint_flags(base_url, model, api_key)}
+    settings = resolve_settings(flags=flags, config=config)
+    redactor.add_settings(settings)
     calibration = load_calibration(calibration_file or settings.critic_calibration)
     if fit is not None:
         calibration = _fit(console, file, fit, fit_version, fit_fraction, fit_seed, calibration, settings.task)

@@ -9,11 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codi_agents.cli._common import known_secrets
+from codi_agents.cli._common import command_redactor
 from codi_agents.export import ExportFormat, ExportOptions, export_run
 
 
 def export_command(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="The --out directory of a `codi run`.")],
     format: Annotated[
         ExportFormat,
@@ -48,7 +49,7 @@ def export_command(
         max_passages=max_passages,
     )
     with console.status(f"exporting {run_dir} as {format}..."):
-        result = export_run(run_dir, format, out, options, overwrite=overwrite, secrets=known_secrets())
+        result = export_run(run_dir, format, out, options, overwrite=overwrite, secrets=command_redactor(ctx).secrets)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title=f"{format} export of {run_dir}")

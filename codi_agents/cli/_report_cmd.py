@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from codi_agents.cli._common import known_secrets
+from codi_agents.cli._common import command_redactor
 from codi_agents.errors import UserError
 from codi_agents.report import build_report, write_report
 
 
 def report_command(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="The --out directory of a `codi run`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
     reference: Annotated[
@@ -32,7 +33,7 @@ def report_command(
         report = build_report(run_dir, reference, prices=parse_prices(price) if price else None)
     for warning in report.overview.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    written = write_report(report, out, json_path=json_out, secrets=known_secrets())
+    written = write_report(report, out, json_path=json_out, secrets=command_redactor(ctx).secrets)
     o = report.overview
     rate = f"{o.acceptance_rate:.1%}" if o.acceptance_rate is not None else "–"
     console.print(

@@ -13,25 +13,32 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from codi_agents.batch._api import iter_conversations
 from codi_agents.batch._progress import progress_for
 from codi_agents.batch._runner import BatchRun
 from codi_agents.batch._summary import summary_tables
-from codi_agents.cli import _common as common
-from codi_agents.cli._common import ApiKeyOption, BaseUrlOption, CalibrationOption, ModelOption
-from codi_agents.config._run_config import load_run_config, resolve_settings
+from codi_agents.cli._common import (
+    ApiKeyOption,
+    BaseUrlOption,
+    CalibrationOption,
+    ConfigOption,
+    ModelOption,
+    command_redactor,
+    endpoint_flags,
+)
+from codi_agents.config._run_config import load_run_config
 from codi_agents.config._settings import UserMode
 from codi_agents.errors import RunError
 from codi_agents.rundir._layout import ERRORS_FILE
 
 
 def run_command(
+    ctx: typer.Context,
     corpus: Annotated[
         str, typer.Argument(help="A .jsonl file of {id, title, text}, a folder of .txt/.md/.html/.pdf, or a glob.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Run directory: records, manifest, summary, index.")],
-    config: Annotated[
-        Path | None, typer.Option("--config", help="Run config (TOML): personas, flows, n, models, prices.")
-    ] = None,
+    config: ConfigOption = None,
     n: Annotated[int | None, typer.Option("--n", min=1, help="Conversations in all (overrides the config).")] = None,
     per_document: Annotated[
         int | None, typer.Option("--per-document", min=1, help="Conversations per document, instead of --n.")
@@ -64,35 +71,27 @@ def run_command(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Simulate conversations about every document of CORPUS; write them to --out as they finish."""
-    overrides: dict[str, Any] = {"n": n, "per_document": per_document, "concurrency": concurrency, "seed": seed}
-    if drop_near_duplicates:
-        overrides["dedup"] = {**_dedup_table(config), "drop": "conversations"}
-    run_config = load_run_config(config, **overrides)
-    endpoint = {
-        key: value for key, value in {"base_url": base_url, "model": model, "api_key": api_key}.items() if value
-    }
-    if api_key:
-        common._secrets.append(api_key)  # the CLI's record of secrets to hide in messages
-    settings = resolve_settings(
-        run_config,
-        config_path=config,
-        endpoint=endpoint or None,
+    redactor = command_redactor(ctx)
+    redactor.add(api_key)
+    dedup: dict[str, Any] | None = {"drop": "conversations"} if drop_near_duplicates else None
+    run_config = load_run_config(
+        config, n=n, per_document=per_document, concurrency=concurrency, seed=seed, dedup=dedup
+    )
+    err = Console(stderr=True)
+    batch = iter_conversations(
+        corpus,
+        out,
+        config=run_config,
+        resume=resume,
+        force=force,
+        progress=progress_for(err, run_config.limits.progress_seconds),
+        secrets=redactor.secrets,
+        endpoint=endpoint_flags(base_url, model, api_key),
         task=task,
         user_mode=user_mode,
         critic_calibration=str(calibration) if calibration else None,
     )
-    common._secrets.extend(settings.secrets())
-    err = Console(stderr=True)
-    batch = BatchRun(
-        corpus,
-        out,
-        config=run_config,
-        settings=settings,
-        resume=resume,
-        force=force,
-        progress=progress_for(err, run_config.limits.progress_seconds),
-        secrets=common.known_secrets(),
-    )
+    redactor.add_settings(batch.settings)
     if dry_run:
         _show_plan(batch, Console())
         return
@@ -136,13 +135,6 @@ async def _drain(batch: BatchRun) -> None:
     async with batch:
         async for _ in batch:
             pass
-
-
-def _dedup_table(config: Path | None) -> dict[str, Any]:
-    """The config's [dedup] table, so that --drop-near-duplicates changes only `drop`."""
-    if config is None:
-        return {}
-    return load_run_config(config).dedup.model_dump()
 
 
 def _show_plan(batch: BatchRun, console: Console) -> None:

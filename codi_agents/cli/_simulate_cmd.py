@@ -16,18 +16,21 @@ from codi_agents.cli._common import (
     CalibrationOption,
     ConfigOption,
     ModelOption,
-    settings_from_options,
+    command_redactor,
+    endpoint_flags,
 )
+from codi_agents.config._resolve import resolve_settings
 from codi_agents.config._settings import UserMode
 from codi_agents.display import models_table, print_conversation
-from codi_agents.inputs._documents import Document, load_document
-from codi_agents.inputs._flows import FlowGraph, load_flow
-from codi_agents.inputs._personas import Persona, load_persona
+from codi_agents.inputs._documents import Document
+from codi_agents.inputs._flows import FlowGraph
+from codi_agents.inputs._personas import Persona
 from codi_agents.simulation._session import Session
-from codi_agents.tasks import get_task
+from codi_agents.simulation._simulate import load_inputs
 
 
 def simulate_command(
+    ctx: typer.Context,
     doc: Annotated[
         Path, typer.Option("--doc", help="Document to ground the conversation in (.txt, .md, .html, .pdf).")
     ],
@@ -50,29 +53,27 @@ def simulate_command(
 ) -> None:
     """Simulate one document-grounded conversation and show it with the critic's verdicts."""
     console = Console()
-    settings = settings_from_options(
-        config,
-        base_url,
-        model,
-        api_key,
-        seed=seed,
-        task=task,
-        flow=flow,
-        user_mode=user_mode,
-        critic_calibration=str(calibration) if calibration else None,
-    )
-    resolved_task = get_task(settings.task)
-    document = load_document(doc, max_bytes=settings.max_document_bytes, oversize=settings.oversize)
-    resolved_persona = load_persona(persona or resolved_task.first_persona, search_dirs=resolved_task.persona_dirs)
-    resolved_flow = load_flow(settings.flow or resolved_task.default_flow, search_dirs=resolved_task.flow_dirs)
-    session = Session(settings, task=resolved_task)
+    redactor = command_redactor(ctx)
+    redactor.add(api_key)
+    flags = {
+        "seed": seed,
+        "task": task,
+        "flow": flow,
+        "user_mode": user_mode,
+        "critic_calibration": str(calibration) if calibration else None,
+        "endpoint": endpoint_flags(base_url, model, api_key),
+    }
+    settings = resolve_settings(flags=flags, config=config)
+    redactor.add_settings(settings)
+    inputs = load_inputs(settings, doc, persona)
+    session = Session(settings, task=inputs.task)
     try:
         with console.status("starting models..."):
             session.open()
         console.print(models_table(session.models))
-        with console.status(f"simulating a conversation about {document.title or document.id}..."):
+        with console.status(f"simulating a conversation about {inputs.document.title or inputs.document.id}..."):
             conversation = asyncio.run(
-                _simulate_and_close(session, document, resolved_persona, resolved_flow, settings.seed)
+                _simulate_and_close(session, inputs.document, inputs.persona, inputs.flow, settings.seed)
             )
     finally:
         session.close()

@@ -1,4 +1,12 @@
-"""The run config (TOML): what to generate from a corpus, with which models, and what it may cost.
+"""The config file (TOML): settings plus the keys of a batch run. One format for every `--config`.
+
+A config file holds settings (any `Settings` field, as in `codi.toml`: at the top level, or in a
+`[settings]` table; a field in one place only) and run keys: `n`, `per_document`,
+`concurrency`, `shuffle_documents`, `[personas]`, `[flows]`, `[prices]`, `[dedup]`, `[limits]`.
+`codi run` uses both; `codi simulate` and `codi eval-critic` use the settings and ignore the run
+keys. A top-level `seed` is the seed of what the command makes: the plan's in a run, the
+conversation's in `simulate` (`[settings] seed` sets only the latter). So a `codi.toml` is a run
+config without run keys, and a run config works as a settings file.
 
     seed = 7
     n = 1000                      # conversations in all; or `per_document = 2`
@@ -19,19 +27,19 @@
     [limits]
     endpoint_down_seconds = 60
 
-Settings precedence, highest first: command-line flags, `[settings]`, `codi.toml`, environment.
+Settings precedence, highest first: command-line flags, the config file, `codi.toml`, environment
+(`codi_agents.config.resolve_settings`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from codi_agents.config._settings import Role, Settings, load_settings
+from codi_agents.config._settings import Role, Settings
 from codi_agents.errors import ConfigError
 from codi_agents.inputs._resources import describe_validation_error, read_toml
 
@@ -72,7 +80,10 @@ class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint_down_seconds: float = Field(
-        default=30.0, gt=0, description="Stop when most requests to an endpoint failed for this long."
+        default=30.0,
+        gt=0,
+        description="Stop when most requests to an endpoint failed for this long; fills the endpoints' "
+        "`endpoint_down_seconds` setting where it is unset (`settings_for_run`).",
     )
     max_consecutive_errors: int = Field(
         default=50, ge=1, description="Stop after this many conversations in a row failed with an unexpected error."
@@ -99,10 +110,18 @@ class RunConfig(BaseModel):
     shuffle_documents: bool = Field(default=False, description="Visit documents in a seeded order, not file order.")
     personas: dict[str, float] = Field(default_factory=dict, description="Persona name or path -> weight.")
     flows: dict[str, float] = Field(default_factory=dict, description="Flow name or path -> weight.")
-    settings: dict[str, Any] = Field(default_factory=dict, description="`Settings` fields, as in codi.toml.")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="`Settings` fields, as in codi.toml (the file's settings layer)."
+    )
     prices: dict[Role, Price] = Field(default_factory=dict, description="Per role, for the cost estimate.")
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     limits: Limits = Field(default_factory=Limits)
+    _source: str = PrivateAttr(default="run config")
+
+    @property
+    def source(self) -> str:
+        """Where the config came from, for messages: the file's path, or `run config`."""
+        return self._source
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -128,37 +147,73 @@ class RunConfig(BaseModel):
         return self.model_dump(mode="json", exclude={"settings"})
 
 
+RUN_KEYS = frozenset(RunConfig.model_fields) - {"settings"}
+"""The top-level keys of a config file that belong to a batch run rather than to the settings."""
+
+
+def split_config(data: Mapping[str, Any], where: str = "config file") -> tuple[dict[str, Any], dict[str, Any]]:
+    """A config file's content as (settings layer, run keys).
+
+    The settings layer is the top-level keys that are not run keys and the `[settings]` table; a
+    setting may be written in one of the two places, not both. A top-level `seed` goes to both
+    parts (a `[settings]` seed then sets only the conversation's). Unknown keys stay in the
+    settings layer, where validation names them."""
+    table = data.get("settings", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: `settings` must be a table ([settings]) of Settings fields.")
+    run = {key: value for key, value in data.items() if key in RUN_KEYS}
+    top = {key: value for key, value in data.items() if key not in RUN_KEYS and key != "settings"}
+    twice = sorted(set(top) & set(table))
+    if twice:
+        raise ConfigError(f"{where}: {', '.join(twice)}: set at the top level and in [settings]; keep one.")
+    seed = {"seed": data["seed"]} if "seed" in data else {}
+    return {**seed, **top, **table}, run
+
+
+def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a config file: (settings layer, run keys), as `split_config` splits them."""
+    return split_config(read_toml(Path(path), ConfigError), str(path))
+
+
 def load_run_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
-    """Read a run config file (or none) with `overrides` (`n=10`, `concurrency=8`; None values ignored)."""
-    data: dict[str, Any] = dict(read_toml(Path(path), ConfigError)) if path else {}
-    data.update({key: value for key, value in overrides.items() if value is not None})
+    """Read a config file (or none) as a run config, with `overrides` (`n=10`, `concurrency=8`,
+    `dedup={"drop": "conversations"}`; None values ignored; a table override changes only its keys)."""
+    settings, data = read_config_file(path) if path else ({}, {})
+    unknown = sorted(set(settings) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"{path}: {', '.join(unknown)}: unknown field (neither a setting nor a run key); "
+            f"run keys are {', '.join(sorted(RUN_KEYS))}."
+        )
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        current = data.get(key)
+        data[key] = {**current, **value} if isinstance(value, Mapping) and isinstance(current, Mapping) else value
     if overrides.get("n") is not None and overrides.get("per_document") is None:
         data.pop("per_document", None)
     if overrides.get("per_document") is not None and overrides.get("n") is None:
         data.pop("n", None)
     try:
-        return RunConfig.model_validate(data)
+        config = RunConfig.model_validate({**data, "settings": settings})
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(path or "run config", exc)) from exc
+    config._source = str(path) if path else "run config"
+    return config
 
 
-def resolve_settings(
-    config: RunConfig,
-    *,
-    config_path: str | Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    **flags: Any,
-) -> Settings:
-    """`Settings` for the run: flags over the config's `[settings]` over codi.toml over the environment."""
-    # The settings module's own merge and ${VAR} expansion, so that [settings] reads exactly like codi.toml.
-    from codi_agents.config._settings import _deep_merge, _expand_env
+def settings_for_run(settings: Settings, config: RunConfig, *, index_path: str | Path | None) -> Settings:
+    """The settings a batch run builds its `Session` from: what the user left unset, filled for a run.
 
-    env = os.environ if environ is None else environ
-    where = f"{config_path or 'run config'} [settings]"
-    merged: dict[str, Any] = {}
-    _deep_merge(merged, _expand_env(config.settings, env, where))
-    _deep_merge(merged, {key: value for key, value in flags.items() if value is not None})
-    try:
-        return load_settings(None, environ=env, **merged)
-    except ConfigError as error:
-        raise ConfigError(f"{where}: {error}") from error
+    The aiohttp transport (one event loop, closed at the end), the passage index under the run
+    directory, and each endpoint's down window from `[limits] endpoint_down_seconds`."""
+    endpoint = settings.endpoint
+    update: dict[str, Any] = {}
+    if endpoint.http_transport is None:
+        update["http_transport"] = "aiohttp"
+    if endpoint.endpoint_down_seconds is None:
+        update["endpoint_down_seconds"] = config.limits.endpoint_down_seconds
+    changes: dict[str, Any] = {"endpoint": endpoint.model_copy(update=update)} if update else {}
+    if index_path is not None and settings.chroma_path is None and settings.chroma_url is None:
+        changes["chroma_path"] = str(index_path)
+    return settings.model_copy(update=changes) if changes else settings

@@ -1,39 +1,31 @@
-"""Settings: which models to call and how to simulate, from arguments, a config file and the environment.
+"""Settings: which models to call and how to simulate; the validated model and its fingerprint.
 
-Precedence, highest first: arguments, the config file (`--config FILE`, or `codi.toml` in the
-working directory), environment variables, defaults. With no endpoint configured anywhere, every
-role uses the embedded local model. Secrets are `SecretStr` and never printed; a config file can
-point at an environment variable instead of holding a key: `api_key = "${MY_KEY}"`.
-
-Environment variables: `CODI_BASE_URL`, `CODI_API_KEY`, `CODI_MODEL` (every role) and
-`CODI_<ROLE>_BASE_URL`, `CODI_<ROLE>_API_KEY`, `CODI_<ROLE>_MODEL` (ROLE = USER, ASSISTANT, CRITIC);
-`OPENAI_BASE_URL` and `OPENAI_API_KEY` stand in for the first two.
+`codi_agents.config._resolve` builds one from its layers (flags, a config file, `codi.toml`, the
+environment); `codi_agents.config._roles` turns it into one resolved spec per role. With no
+endpoint configured anywhere, every role uses the embedded local model. Secrets are `SecretStr`
+and never printed.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import urllib.parse
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from codi_agents._ids import stable_hash
-from codi_agents.errors import ConfigError
-from codi_agents.inputs._resources import describe_validation_error, read_toml
 
 Role = Literal["user", "assistant", "critic"]
 ROLES: tuple[Role, ...] = ("user", "assistant", "critic")
 
-DEFAULT_CONFIG_FILE = "codi.toml"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 """The model used when only an OpenAI API key is configured."""
 
 ROLE_TEMPERATURES: dict[Role, float] = {"user": 0.8, "assistant": 0.3, "critic": 0.0}
 """Users vary (diversity), assistants stay close to the passages, the critic is deterministic."""
+EMBEDDED_TEMPERATURES: dict[Role, float] = {"user": 0.6, "assistant": 0.2, "critic": 0.0}
+"""A 135M model drifts off topic quickly: lower temperatures than for strong models (measured on prompts)."""
 
 StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
 AcceptancePolicy = Literal["all_turns", "accepted_prefix"]
@@ -55,6 +47,12 @@ class EndpointSettings(BaseModel):
     max_retries: int | None = Field(default=None, ge=0, description="Retries of a failed request.")
     max_concurrency: int | None = Field(default=None, ge=1, description="Requests in flight to this endpoint.")
     context_window: int | None = Field(default=None, ge=256, description="Model context in tokens, if known.")
+    endpoint_down_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="A run stops when most requests to this endpoint failed for this long (default 30; a run "
+        "config's `[limits] endpoint_down_seconds` fills it when unset).",
+    )
     http_transport: Literal["aiohttp", "httpx"] | None = Field(
         default=None,
         description="HTTP transport of the OpenAI client: `aiohttp` (less CPU per request when many are in "
@@ -73,9 +71,7 @@ class EndpointSettings(BaseModel):
 
     def describe(self) -> str:
         """`model @ url` for people and manifests; never the key."""
-        where = self.base_url or ("https://api.openai.com/v1" if self.api_key else "embedded")
-        for credential in url_credentials(self.base_url):
-            where = where.replace(credential, "***")
+        where = shown_url(self.base_url or ("https://api.openai.com/v1" if self.api_key else "embedded"))
         return f"{self.model or '?'} @ {where}"
 
 
@@ -134,16 +130,10 @@ class Settings(BaseModel):
     chroma_url: str | None = Field(default=None, description="Use a Chroma server at this URL instead.")
 
     def endpoint_for(self, role: Role) -> EndpointSettings:
-        """The endpoint settings of `role`, its own fields over the shared ones."""
-        merged = getattr(self, role).merged_over(self.endpoint)
-        if merged.temperature is None:
-            merged = merged.model_copy(update={"temperature": ROLE_TEMPERATURES[role]})
-        return merged
+        """The endpoint settings of `role` as the user set them: its own fields over the shared ones.
 
-    @property
-    def uses_embedded_model(self) -> bool:
-        """True when at least one role has no endpoint configured."""
-        return not all(self.endpoint_for(role).configured for role in ROLES)
+        Unset fields stay None; `codi_agents.config.resolve_roles` decides the defaults."""
+        return getattr(self, role).merged_over(self.endpoint)  # type: ignore[no-any-return]
 
     def secrets(self) -> list[str]:
         """Every API key in these settings, for redaction: keys, and credentials written into a `base_url`
@@ -160,7 +150,11 @@ class Settings(BaseModel):
         )
         for role in ROLES:
             endpoint = self.endpoint_for(role)
-            data[f"{role}_model"] = endpoint.model_dump(
+            # The remote default stands for an unset temperature, embedded roles included: the hash that
+            # conversation ids and resumes rest on stays what it was (the embedded model's own defaults are
+            # fixed by codi's version, which every record keeps).
+            temperature = default_temperature(endpoint.temperature, role, embedded=False)
+            data[f"{role}_model"] = endpoint.model_copy(update={"temperature": temperature}).model_dump(
                 mode="json", include={"base_url", "model", "temperature", "max_tokens", "context_window"}
             )
         return data
@@ -190,6 +184,14 @@ hashes the calibration's numbers instead of its path."""
 _CREDENTIAL_PARAMETERS = re.compile(r"(api[-_]?key|key|token|access[-_]?token|secret|password|sig|signature)$", re.I)
 
 
+def default_temperature(explicit: float | None, role: Role, *, embedded: bool) -> float:
+    """The temperature a role samples at: the one the user set, else the role's default (lower for the
+    embedded model). The one place this default is decided."""
+    if explicit is not None:
+        return float(explicit)
+    return (EMBEDDED_TEMPERATURES if embedded else ROLE_TEMPERATURES)[role]
+
+
 def url_credentials(url: str | None) -> list[str]:
     """Credentials inside a URL: its password (and user:password), and values of key-like query parameters."""
     if not url:
@@ -204,74 +206,8 @@ def url_credentials(url: str | None) -> list[str]:
     return found
 
 
-def load_settings(
-    config_file: str | Path | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    **overrides: Any,
-) -> Settings:
-    """Build `Settings` from overrides, a config file and environment variables, in that precedence.
-
-    `overrides` take top-level fields (`seed=3`, `flow="deep_dive"`) and nested ones as
-    dicts (`critic={"model": "gpt-4o"}`); `None` values are ignored.
-    """
-    env = os.environ if environ is None else environ
-    layers = [_from_environment(env)]
-    path = Path(config_file) if config_file else Path(DEFAULT_CONFIG_FILE)
-    if config_file or path.is_file():
-        layers.append(_expand_env(read_toml(path, ConfigError), env, str(path)))
-    layers.append({key: value for key, value in overrides.items() if value is not None})
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        _deep_merge(merged, layer)
-    try:
-        settings = Settings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(path if config_file else "settings", exc)) from exc
-    return settings
-
-
-def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
-    layer: dict[str, Any] = {}
-    shared = {
-        "base_url": env.get("CODI_BASE_URL") or env.get("OPENAI_BASE_URL"),
-        "api_key": env.get("CODI_API_KEY") or env.get("OPENAI_API_KEY"),
-        "model": env.get("CODI_MODEL"),
-    }
-    layer["endpoint"] = {key: value for key, value in shared.items() if value}
-    for role in ROLES:
-        prefix = f"CODI_{role.upper()}_"
-        own = {field: env.get(prefix + field.upper()) for field in ("base_url", "api_key", "model")}
-        if any(own.values()):
-            layer[role] = {key: value for key, value in own.items() if value}
-    return layer
-
-
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _expand_env(value: Any, env: Mapping[str, str], where: str) -> Any:
-    if isinstance(value, dict):
-        return {key: _expand_env(item, env, where) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(item, env, where) for item in value]
-    if isinstance(value, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise ConfigError(f"{where}: refers to environment variable {name}, which is not set. Set it.")
-            return env[name]
-
-        return _ENV_REFERENCE.sub(substitute, value)
-    return value
-
-
-def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
-    for key, value in layer.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        elif isinstance(value, Mapping):
-            into[key] = dict(value)
-        else:
-            into[key] = value
+def shown_url(url: str) -> str:
+    """`url` with the credentials written into it replaced by `***`."""
+    for credential in url_credentials(url):
+        url = url.replace(credential, "***")
+    return url

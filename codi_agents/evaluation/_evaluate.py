@@ -23,6 +23,8 @@ from langchain_core.language_models import BaseChatModel
 
 from codi_agents._record import Turn, Verdict
 from codi_agents._security import injection_markers
+from codi_agents.config._discovery import with_discovered_models
+from codi_agents.config._roles import RoleSpecs, resolve_roles
 from codi_agents.config._settings import ROLES, Settings
 from codi_agents.critic._assess import assess_exchange
 from codi_agents.critic._calibration import Calibration, item_digest, load_calibration
@@ -165,35 +167,32 @@ class CriticChoice:
 def open_critic(
     settings: Settings, calibration: Calibration, critic_model: BaseChatModel | None = None
 ) -> Iterator[CriticChoice]:
-    """The critic's judge chosen as a `Session` chooses it; starts the embedded model only if it is needed."""
+    """The critic's judge from the same role spec and judge-weight rule as a `Session`; starts the embedded
+    model only if the critic needs it. Only the critic is built (and only its endpoint asked for a model)."""
     from codi_agents.llm._models import build_role_models
 
-    local = critic_model is None and not settings.endpoint_for("critic").configured
-    weight = settings.judge_weight
-    if weight is None:
-        weight = calibration.judge_weight_embedded if local else calibration.judge_weight_remote
+    instances = dict.fromkeys(ROLES, critic_model) if critic_model is not None else {}
+    not_asked = ROLES if critic_model is not None else ("user", "assistant")  # only the critic's endpoint
+    settings = with_discovered_models(settings, not_asked)
+    roles = resolve_roles(settings, instances.keys())
+    weight = roles.judge_weight(
+        settings.judge_weight, embedded=calibration.judge_weight_embedded, remote=calibration.judge_weight_remote
+    )
     if weight <= 0:
         yield CriticChoice(None, 0.0, "no judge (signals only)")
         return
-    if critic_model is not None:
-        models = build_role_models(settings, dict.fromkeys(ROLES, critic_model))
-        yield CriticChoice(models["critic"], weight, f"{models['critic'].name} (given)")
-        return
-    if not local:
-        critic = settings.endpoint_for("critic")
-        only_critic = settings.model_copy(update={"user": critic, "assistant": critic})
-        models = build_role_models(only_critic, {})
-        yield CriticChoice(models["critic"], weight, critic.describe())
+    critic = roles["critic"]
+    only_critic = RoleSpecs({"critic": critic})
+    if not critic.embedded:
+        models = build_role_models(settings, instances, roles=only_critic)
+        given = f"{models['critic'].name} (given)"
+        yield CriticChoice(models["critic"], weight, given if critic_model is not None else critic.describe())
         return
     from codi_agents.llm._local_server import LocalModelServer
 
     with LocalModelServer(context_window=settings.local_context_window, threads=settings.local_threads) as server:
         models = build_role_models(
-            settings,
-            {},
-            local_url=server.base_url,
-            local_model_name=server.model_name,
-            local_context_window=settings.local_context_window,
+            settings, {}, roles=only_critic, local_url=server.base_url, local_model_name=server.model_name
         )
         yield CriticChoice(models["critic"], weight, f"{server.model_name} @ embedded")
 

@@ -29,13 +29,13 @@ from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from codi_agents._record import Usage
+from codi_agents.config._roles import DEFAULT_TIMEOUT_SECONDS
 from codi_agents.config._settings import Role, StructuredOutputMethod
 from codi_agents.errors import RunError, ServerUnavailableError
 from codi_agents.llm._limits import AdaptiveLimiter, EndpointSnapshot, EndpointStats, HealthWatch
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
-DEFAULT_TIMEOUT_SECONDS = 120.0
 DEFAULT_MAX_RETRIES = 4
 MAX_RETRY_AFTER_SECONDS = 120.0
 
@@ -88,7 +88,9 @@ class StructuredResult(Generic[SchemaT]):
 
 
 class RoleModel:
-    """One role's chat model with the call discipline above."""
+    """One role's chat model with the call discipline above.
+
+    `timeout` bounds each attempt here, and only here (the HTTP clients codi builds have none of their own)."""
 
     def __init__(
         self,

@@ -1,9 +1,10 @@
-"""Chat models per role: given instances, configured OpenAI-compatible endpoints, or the embedded model.
+"""Chat models per role, built from the resolved role specs: given instances, endpoints, or the embedded model.
 
 Any `BaseChatModel` can be passed for a role. Otherwise a role with an endpoint configured gets a
 `ChatOpenAI` for it (OpenAI, vLLM, Ollama, llama.cpp, ...), and a role with none gets the embedded
 local model, whose server is shared by every such role. Roles that talk to the same server share
-one concurrency limit.
+one concurrency limit and one health watch. Every choice (temperature, timeout, limits) comes from
+`codi_agents.config.resolve_roles`; this module only builds.
 """
 
 from __future__ import annotations
@@ -14,24 +15,17 @@ from typing import Any
 import httpx
 from langchain_core.language_models import BaseChatModel
 
-from codi_agents.config._settings import DEFAULT_OPENAI_MODEL, ROLES, EndpointSettings, Role, Settings
+from codi_agents.config._roles import RoleSpec, RoleSpecs, resolve_roles
+from codi_agents.config._settings import ROLES, Role, Settings
 from codi_agents.errors import ConfigError
-from codi_agents.llm._calls import DEFAULT_TIMEOUT_SECONDS, Endpoint, RoleModel
-from codi_agents.llm._limits import AdaptiveLimiter
+from codi_agents.llm._calls import Endpoint, RoleModel
+from codi_agents.llm._limits import AdaptiveLimiter, HealthWatch
 
 ModelsArgument = BaseChatModel | Mapping[str, BaseChatModel] | None
 """One chat model for every role, or a mapping from role to chat model."""
 
-REMOTE_CONCURRENCY = 64
-"""Requests in flight to one remote endpoint unless `max_concurrency` says otherwise."""
-LOCAL_CONCURRENCY = 1
-"""llama.cpp's Python server answers one request at a time."""
-LOCAL_MAX_TOKENS: dict[Role, int] = {"user": 96, "assistant": 200, "critic": 320}
-"""Bounded replies for the 135M model: short turns, and room for the judge's reasons and fields."""
-LOCAL_TEMPERATURES: dict[Role, float] = {"user": 0.6, "assistant": 0.2, "critic": 0.0}
-"""A 135M model drifts off topic quickly: lower temperatures than for strong models (measured on prompts)."""
-LOCAL_TIMEOUT_SECONDS = 300.0
-"""One request at a time on two cores: a queue of them can take minutes."""
+EMBEDDED_API_KEY = "embedded"
+"""The key sent to the embedded server, which checks none."""
 
 
 def role_instances(models: ModelsArgument) -> dict[Role, BaseChatModel]:
@@ -43,109 +37,93 @@ def role_instances(models: ModelsArgument) -> dict[Role, BaseChatModel]:
     unknown = set(models) - set(ROLES)
     if unknown:
         raise ConfigError(f"Unknown role(s) {', '.join(sorted(unknown))} in models; roles are {', '.join(ROLES)}.")
-    return {role: model for role, model in models.items() if role in ROLES}  # type: ignore[misc]
-
-
-def needs_local_model(settings: Settings, instances: Mapping[Role, BaseChatModel]) -> bool:
-    """True when some role has neither an instance nor a configured endpoint."""
-    return any(role not in instances and not settings.endpoint_for(role).configured for role in ROLES)
+    return {role: models[role] for role in ROLES if role in models}
 
 
 def build_role_models(
     settings: Settings,
     instances: Mapping[Role, BaseChatModel],
     *,
+    roles: RoleSpecs | None = None,
     local_url: str | None = None,
     local_model_name: str = "",
-    local_context_window: int | None = None,
 ) -> dict[Role, RoleModel]:
-    """A `RoleModel` per role: the given instance, the configured endpoint, or the embedded server."""
+    """A `RoleModel` per role: the given instance, the configured endpoint, or the embedded server at `local_url`.
+
+    `roles`: the specs resolved from `settings` and the instances (resolved here when not given)."""
+    specs = roles or resolve_roles(settings, instances.keys())
     endpoints: dict[str, Endpoint] = {}
     models: dict[Role, RoleModel] = {}
-    for role in ROLES:
-        config = settings.endpoint_for(role)
-        if role in instances:
+    for spec in specs:
+        role = spec.role
+        if spec.source == "instance":
             chat = instances[role]
             key = f"instance:{id(chat)}"
-            concurrency = config.max_concurrency or REMOTE_CONCURRENCY
-            window, max_tokens = config.context_window, config.max_tokens
-        elif config.configured:
-            chat = openai_chat_model(config)
-            key = config.base_url or "https://api.openai.com/v1"
-            concurrency = config.max_concurrency or REMOTE_CONCURRENCY
-            window, max_tokens = config.context_window, config.max_tokens
+        elif spec.source == "remote":
+            chat = openai_chat_model(spec)
+            key = spec.endpoint_key or ""
         else:
             if local_url is None:
                 raise ConfigError(f"No model for the {role} role: configure an endpoint or start the embedded model.")
-            local = config.model_copy(
-                update={
-                    "base_url": local_url,
-                    "model": local_model_name,
-                    "max_tokens": config.max_tokens or LOCAL_MAX_TOKENS[role],
-                    "temperature": _explicit_temperature(settings, role, LOCAL_TEMPERATURES[role]),
-                    "timeout": config.timeout or LOCAL_TIMEOUT_SECONDS,
-                }
-            )
-            chat = openai_chat_model(local, api_key="embedded")
+            chat = openai_chat_model(spec, base_url=local_url, model=local_model_name, api_key=EMBEDDED_API_KEY)
             key = local_url
-            concurrency = LOCAL_CONCURRENCY
-            window, max_tokens = local_context_window, local.max_tokens
-        endpoint = endpoints.setdefault(key, Endpoint(key=key, limiter=AdaptiveLimiter(concurrency)))
+        endpoint = endpoints.get(key)
+        if endpoint is None:
+            health = HealthWatch(sustained_seconds=spec.endpoint_down_seconds)
+            endpoint = endpoints[key] = Endpoint(key=key, limiter=AdaptiveLimiter(spec.concurrency), health=health)
         models[role] = RoleModel(
             role,
             chat,
             endpoint,
-            method=settings.structured_output_method,
-            timeout=config.timeout if role in instances or config.configured else LOCAL_TIMEOUT_SECONDS,
-            max_retries=config.max_retries,
-            context_window=window,
-            max_tokens=max_tokens,
-            owns_client=role not in instances,
+            method=spec.method,
+            timeout=spec.timeout,
+            max_retries=spec.max_retries,
+            context_window=spec.context_window,
+            max_tokens=spec.max_tokens,
+            owns_client=spec.source != "instance",
         )
     return models
 
 
-def _explicit_temperature(settings: Settings, role: Role, default: float) -> float:
-    """The temperature the user set for this role, else for every role, else `default`."""
-    for value in (getattr(settings, role).temperature, settings.endpoint.temperature):
-        if value is not None:
-            return float(value)
-    return default
-
-
-def openai_chat_model(config: EndpointSettings, api_key: str | None = None) -> BaseChatModel:
-    """A `ChatOpenAI` for an OpenAI-compatible endpoint; retries are codi's, not the client's."""
+def openai_chat_model(
+    spec: RoleSpec, *, base_url: str | None = None, model: str | None = None, api_key: str | None = None
+) -> BaseChatModel:
+    """A `ChatOpenAI` for a role's OpenAI-compatible endpoint (`base_url`, `model`, `api_key` override the spec's,
+    for the embedded server). Retries and the timeout are `RoleModel`'s, not the client's."""
     from langchain_openai import ChatOpenAI
 
-    if config.base_url and not config.model:
+    base_url = base_url or spec.base_url
+    model = model or spec.model
+    if base_url and not model:
         raise ConfigError(
-            f"An endpoint is configured ({config.base_url}) but no model name: set `model` "
+            f"An endpoint is configured ({base_url}) but no model name: set `model` "
             "(--model, CODI_MODEL, or `model =` in the config file)."
         )
-    key = api_key or (config.api_key.get_secret_value() if config.api_key else "not-needed")
+    key = api_key or (spec.api_key.get_secret_value() if spec.api_key else "not-needed")
     kwargs: dict[str, Any] = {
-        "model": config.model or DEFAULT_OPENAI_MODEL,
+        "model": model,
         "api_key": key,
-        "temperature": config.temperature,
+        "temperature": spec.temperature,
         "max_retries": 0,
-        # An httpx.Timeout (unhashable) makes langchain-openai build this model its own HTTP client
-        # instead of sharing a process-wide cached one, which breaks once its event loop has closed.
-        "timeout": httpx.Timeout(config.timeout or DEFAULT_TIMEOUT_SECONDS),
+        # No timeout of the client's own: `RoleModel` enforces `spec.timeout` on every call, the same way for
+        # every kind of chat model. An httpx.Timeout (unhashable) also makes langchain-openai build this model
+        # its own HTTP client instead of sharing a process-wide cached one, which breaks once its loop closed.
+        "timeout": httpx.Timeout(None),
     }
-    if config.base_url:
-        kwargs["base_url"] = config.base_url
-    if config.http_transport == "aiohttp" and (client := _aiohttp_client(config.timeout or DEFAULT_TIMEOUT_SECONDS)):
+    if base_url:
+        kwargs["base_url"] = base_url
+    if spec.http_transport == "aiohttp" and (client := _aiohttp_client()):
         kwargs["http_async_client"] = client
-    if config.max_tokens and _is_openai(config.base_url):
-        kwargs["max_tokens"] = config.max_tokens
-    elif config.max_tokens:
+    if spec.max_tokens and _is_openai(base_url):
+        kwargs["max_tokens"] = spec.max_tokens
+    elif spec.max_tokens:
         # langchain-openai sends `max_completion_tokens`, which llama.cpp's server and older vLLM and
         # Ollama builds ignore; the classic field is understood by every OpenAI-compatible server.
-        kwargs["extra_body"] = {"max_tokens": config.max_tokens}
+        kwargs["extra_body"] = {"max_tokens": spec.max_tokens}
     return ChatOpenAI(**kwargs)
 
 
-def _aiohttp_client(timeout: float) -> Any | None:
+def _aiohttp_client() -> Any | None:
     """The OpenAI SDK's aiohttp transport, or None where this SDK version lacks it.
 
     With many requests in flight it costs less CPU than the default httpx pool, whose per-request
@@ -156,7 +134,7 @@ def _aiohttp_client(timeout: float) -> Any | None:
     import openai
 
     try:
-        return openai.DefaultAioHttpClient(timeout=timeout)
+        return openai.DefaultAioHttpClient(timeout=None)  # the timeout is RoleModel's
     except (AttributeError, RuntimeError):  # an SDK without it, or without its `aiohttp` extra
         return None
 

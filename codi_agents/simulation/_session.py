@@ -19,6 +19,8 @@ from codi_agents._ids import conversation_id, stable_hash
 from codi_agents._record import Conversation
 from codi_agents._security import redact
 from codi_agents._version import __version__
+from codi_agents.config._discovery import with_discovered_models
+from codi_agents.config._roles import resolve_roles
 from codi_agents.config._settings import ROLES, Role, Settings
 from codi_agents.critic._calibration import Calibration, load_calibration
 from codi_agents.inputs._documents import DOCUMENT_NOTES, Document
@@ -27,7 +29,7 @@ from codi_agents.inputs._passages import Passage, chunk_document
 from codi_agents.inputs._personas import Persona
 from codi_agents.llm._calls import RoleModel, model_name
 from codi_agents.llm._local_server import MODEL_ALIAS, LocalModelServer
-from codi_agents.llm._models import ModelsArgument, build_role_models, needs_local_model, role_instances
+from codi_agents.llm._models import ModelsArgument, build_role_models, role_instances
 from codi_agents.retrieval._index import PassageIndex
 from codi_agents.simulation._context import SimulationContext
 from codi_agents.simulation._graph import build_graph, recursion_limit
@@ -50,11 +52,16 @@ class Session:
         local_server_url: str | None = None,
     ) -> None:
         """`local_server_url` points the embedded roles at an embedded server another process started
-        (a batch run's workers share the parent's) instead of starting one."""
-        self.settings = settings or Settings()
+        (a batch run's workers share the parent's) instead of starting one.
+
+        An endpoint with a URL and no model name is asked here, once, which model it serves
+        (`codi_agents.config.with_discovered_models`): the settings and the fingerprint name that model."""
+        self._instances = role_instances(models)
+        self.settings = with_discovered_models(settings or Settings(), self._instances.keys())
+        self.roles = resolve_roles(self.settings, self._instances.keys())
+        """How each role is served: the one place the embedded decision and the defaults are read from."""
         self.task = task if isinstance(task, Task) else get_task(task or self.settings.task)
         self.calibration = calibration or load_calibration(self.settings.critic_calibration)
-        self._instances = role_instances(models)
         self._embedding_function = embedding_function
         self.server: LocalModelServer | None = None
         self._local_server_url = local_server_url
@@ -67,7 +74,7 @@ class Session:
         """Start the embedded model if a role needs it, build the models, open the index, compile the graph."""
         if self.context is not None:
             return self
-        if needs_local_model(self.settings, self._instances) and self._local_server_url is None:
+        if self.roles.needs_embedded_model and self._local_server_url is None:
             self.server = LocalModelServer(
                 context_window=self.settings.local_context_window, threads=self.settings.local_threads
             )
@@ -81,16 +88,11 @@ class Session:
             self.index = PassageIndex.open(
                 self._embedding_function, path=self.settings.chroma_path, url=self.settings.chroma_url
             )
-            embedded_roles = frozenset(
-                role
-                for role in ROLES
-                if role not in self._instances and not self.settings.endpoint_for(role).configured
+            judge_weight = self.roles.judge_weight(
+                self.settings.judge_weight,
+                embedded=self.calibration.judge_weight_embedded,
+                remote=self.calibration.judge_weight_remote,
             )
-            judge_weight = self.settings.judge_weight
-            if judge_weight is None and "critic" in embedded_roles:
-                judge_weight = self.calibration.judge_weight_embedded
-            elif judge_weight is None:
-                judge_weight = self.calibration.judge_weight_remote
             self.context = SimulationContext(
                 task=self.task,
                 settings=self.settings,
@@ -99,7 +101,7 @@ class Session:
                 calibration=self.calibration,
                 judge_weight=judge_weight,
                 embed=self._embedding_function,
-                embedded_roles=embedded_roles,
+                embedded_roles=self.roles.embedded_roles,
             )
             self._graph = build_graph(self.task)
         except BaseException:
@@ -111,9 +113,9 @@ class Session:
         return build_role_models(
             self.settings,
             self._instances,
+            roles=self.roles,
             local_url=self.server.base_url if self.server else self._local_server_url,
             local_model_name=self.server.model_name if self.server else MODEL_ALIAS,
-            local_context_window=self.settings.local_context_window,
         )
 
     def _bind_to_running_loop(self, context: SimulationContext) -> SimulationContext:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents._record import Conversation
-from codi_agents.config._settings import Settings, load_settings
+from codi_agents.config._resolve import resolve_settings
+from codi_agents.config._settings import Settings
 from codi_agents.inputs._documents import Document, load_document
 from codi_agents.inputs._flows import FlowGraph, load_flow
 from codi_agents.inputs._personas import Persona, load_persona
@@ -38,21 +40,46 @@ async def asimulate(
     `doc` is a `Document`, a path (.txt, .md, .html, .pdf) or raw text; `persona` a `Persona`, a
     name or a `.toml` path (default: the task's first persona); `flow` a `FlowGraph`, a name or a
     path (default: the task's). Models come from `models` (one chat model, or one per role), else
-    from the settings (arguments, config file, environment), else the embedded local model.
+    from the settings, else the embedded local model. The settings are `settings` as given, or
+    resolved from `overrides` (`Settings` fields), `config_file` (a config file: its run keys are
+    ignored), `./codi.toml` and the environment (see `codi_agents.config.resolve_settings`).
     Returns the `Conversation` record; a rejected conversation is a record with `accepted=False`,
     not an exception.
     """
     task_name = task.name if isinstance(task, Task) else task
     if settings is None:
-        settings = load_settings(config_file, seed=seed, task=task_name, **overrides)
+        settings = resolve_settings(flags={"seed": seed, "task": task_name, **overrides}, config=config_file)
     elif seed is not None or overrides:
-        settings = settings.model_copy(update={k: v for k, v in {"seed": seed, **overrides}.items() if v is not None})
-    resolved_task = task if isinstance(task, Task) else get_task(task_name or settings.task)
+        settings = resolve_settings(flags={"seed": seed, **overrides}, base=settings)
+    inputs = load_inputs(settings, doc, persona, flow=flow, task=task)
+    async with Session(settings, models=models, embedding_function=embedding_function, task=inputs.task) as session:
+        return await session.simulate(inputs.document, inputs.persona, inputs.flow, seed=settings.seed)
+
+
+@dataclass(frozen=True)
+class SimulationInputs:
+    """What one conversation is about: the task, the document, the persona and the flow, loaded and checked."""
+
+    task: Task
+    document: Document
+    persona: Persona
+    flow: FlowGraph
+
+
+def load_inputs(
+    settings: Settings,
+    doc: Document | str | Path,
+    persona: Persona | str | Path | None = None,
+    *,
+    flow: FlowGraph | str | Path | None = None,
+    task: Task | str | None = None,
+) -> SimulationInputs:
+    """The inputs of `asimulate` (and `codi simulate`), with the task's defaults where one is not given."""
+    resolved_task = task if isinstance(task, Task) else get_task(task or settings.task)
     document = load_document(doc, max_bytes=settings.max_document_bytes, oversize=settings.oversize)
     resolved_persona = load_persona(persona or resolved_task.first_persona, search_dirs=resolved_task.persona_dirs)
     resolved_flow = load_flow(flow or settings.flow or resolved_task.default_flow, search_dirs=resolved_task.flow_dirs)
-    async with Session(settings, models=models, embedding_function=embedding_function, task=resolved_task) as session:
-        return await session.simulate(document, resolved_persona, resolved_flow, seed=settings.seed)
+    return SimulationInputs(resolved_task, document, resolved_persona, resolved_flow)
 
 
 def simulate(

@@ -71,6 +71,8 @@ class ServerConfig:
     latency: float = 0.0
     """Seconds each successful answer takes."""
     model: str = DEFAULT_MODEL
+    other_models: tuple[str, ...] = ()
+    """More model names `GET /v1/models` lists after `model` (a server serving several models)."""
     faults: Faults = field(default_factory=Faults)
     tool_arguments: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(_default_tool_arguments()))
     """Arguments that override the generated ones, by tool name."""
@@ -108,8 +110,10 @@ class _Handler:
 
     async def models(self, request: web.Request) -> web.Response:
         del request
+        self.counts["models"] += 1
+        names = [self.config.model, *self.config.other_models]
         return web.json_response(
-            {"object": "list", "data": [{"id": self.config.model, "object": "model", "owned_by": "codi"}]}
+            {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "codi"} for name in names]}
         )
 
     async def stats(self, request: web.Request) -> web.Response:
@@ -265,10 +269,11 @@ class FakeOpenAIServer:
         *,
         faults: Faults | None = None,
         model: str = DEFAULT_MODEL,
+        other_models: tuple[str, ...] = (),
         process: bool = False,
         port: int = 0,
     ) -> None:
-        self.config = ServerConfig(latency=latency, model=model, faults=faults or Faults())
+        self.config = ServerConfig(latency=latency, model=model, other_models=other_models, faults=faults or Faults())
         self.process_mode = process
         self.port = port
         self._process: subprocess.Popen[str] | None = None
@@ -365,6 +370,7 @@ class FakeOpenAIServer:
         command = [sys.executable, "-c", "from codi_agents.testing._server import main; main()"]
         command += ["--port", str(self.port)]
         command += ["--latency", str(self.config.latency), "--model", self.config.model]
+        command += [argument for name in self.config.other_models for argument in ("--other-model", name)]
         command += ["--faults", json.dumps(asdict(self.config.faults))]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         assert self._process.stdout is not None
@@ -390,9 +396,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--other-model", action="append", default=[], help="More names /v1/models lists.")
     parser.add_argument("--faults", default="{}", help="Faults as JSON, e.g. '{\"rate_limit_first\": 5}'.")
     args = parser.parse_args(argv)
-    config = ServerConfig(latency=args.latency, model=args.model, faults=Faults(**json.loads(args.faults)))
+    config = ServerConfig(
+        latency=args.latency,
+        model=args.model,
+        other_models=tuple(args.other_model),
+        faults=Faults(**json.loads(args.faults)),
+    )
 
     async def serve() -> None:
         runner, port = await _serve(config, args.port)

@@ -1,6 +1,7 @@
 """Fine-tune a truncated all-MiniLM-L6-v2 as a one-logit classifier; seeded and resumable from checkpoints.
 
     python -m training.checkers.train faith-final        # or any run name in RUNS (training/checkers/runs.py)
+    python -m training.checkers.train faith-final --finish-early   # use the last checkpoint as the final model
 
 A rerun of the same command picks up from `training/out/<run>/checkpoint.pt`. The batch order of every epoch
 is a function of the seed and the epoch, so a resumed run sees the same batches as an uninterrupted one.
@@ -154,5 +155,18 @@ def train(config: RunConfig) -> Path:
     return final
 
 
+def finish_early(config: RunConfig) -> Path:
+    """Promote the last checkpoint's weights to `final.pt` (a run stopped before its last step)."""
+    out = OUT / config.name
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    save_atomic(state["model"], out / "final.pt")
+    (out / "finished_early.txt").write_text(f"stopped at step {state['step']}\n")
+    print(f"{config.name}: final.pt from the checkpoint of step {state['step']}")
+    return out / "final.pt"
+
+
 if __name__ == "__main__":
-    train(RUNS[sys.argv[1]])
+    if "--finish-early" in sys.argv:
+        finish_early(RUNS[sys.argv[1]])
+    else:
+        train(RUNS[sys.argv[1]])
