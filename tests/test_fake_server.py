@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from codi_agents.tasks.grounded_qa.judge import GroundedJudgement
 from codi_agents.testing import FakeOpenAIServer, Faults
-from codi_agents.testing._server import example_from_schema
+from codi_agents.testing._replies import example_from_schema
 
 
 @pytest.fixture(scope="module")
