@@ -53,16 +53,16 @@ class RunError(CodiError):
     """A run failed for a reason outside the user's input."""
 
 
-class ModelOutputError(RunError):
-    """A model's output could not be parsed, even after the allowed retries."""
-
-    def __init__(self, message: str, raw_output: str = "") -> None:
-        super().__init__(message)
-        self.raw_output = raw_output
-
-
 class ServerUnavailableError(RunError):
     """A model server did not answer, or kept failing, after the allowed retries."""
+
+
+class EndpointDownError(ServerUnavailableError):
+    """Most recent requests to an endpoint failed over a sustained period: the run should stop."""
+
+
+class RequestRejectedError(RunError):
+    """The server refused a request in a way retrying cannot fix (a 4xx other than 408, 409 or 429)."""
 
 
 class LocalModelError(RunError):

@@ -25,7 +25,7 @@ from codi_agents.batch._runner import BatchRun
 from codi_agents.cli import main
 from codi_agents.config._run_config import load_run_config
 from codi_agents.config._settings import Settings
-from codi_agents.llm._calls import EndpointDownError
+from codi_agents.errors import EndpointDownError
 from codi_agents.llm._local_server import free_port
 from codi_agents.testing import FakeOpenAIServer, Faults, HashingEmbeddingFunction
 
@@ -148,7 +148,7 @@ def test_a_server_that_fails_everything_stops_the_run_with_its_answer(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.01)
+    monkeypatch.setattr("codi_agents.llm._failures._backoff", lambda state: 0.01)
     server.set_faults(Faults(fail_all_status=503))
     config = tmp_path / "run.toml"
     config.write_text("[limits]\nendpoint_down_seconds = 0.05\n[settings.endpoint]\nmax_retries = 2\n")
@@ -165,7 +165,7 @@ def test_a_server_that_fails_everything_stops_the_run_with_its_answer(
 def test_a_run_stopped_by_a_server_that_quotes_the_key_raises_without_the_key(
     server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.01)
+    monkeypatch.setattr("codi_agents.llm._failures._backoff", lambda state: 0.01)
     server.set_faults(Faults(reject_key=True, fail_all_status=503))
     config = tmp_path / "run.toml"
     config.write_text("[limits]\nendpoint_down_seconds = 0.05\n")
@@ -180,7 +180,7 @@ def test_a_run_stopped_by_a_server_that_quotes_the_key_raises_without_the_key(
 def test_nothing_listening_is_a_clear_error(
     one_document: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.01)
+    monkeypatch.setattr("codi_agents.llm._failures._backoff", lambda state: 0.01)
     config = tmp_path / "run.toml"
     config.write_text("[limits]\nendpoint_down_seconds = 0.05\n[settings.endpoint]\nmax_retries = 1\n")
     url = f"http://127.0.0.1:{free_port()}/v1"

@@ -16,7 +16,7 @@ from test_documents import minimal_pdf
 
 from codi_agents import iter_conversations, run
 from codi_agents.batch import RunDirectoryError
-from codi_agents.llm._calls import EndpointDownError
+from codi_agents.errors import EndpointDownError
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, scripted_models
 from codi_agents.testing._scripted import scripted_user
 
@@ -125,7 +125,7 @@ def test_starting_over_needs_force(tmp_path: Path) -> None:
 def test_server_errors_are_logged_not_written_and_redone_on_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.0)
+    monkeypatch.setattr("codi_agents.llm._failures._backoff", lambda state: 0.0)
     out = tmp_path / "out"
 
     def user_failing_on_licences(messages: list[BaseMessage]) -> Any:
@@ -149,7 +149,7 @@ def test_server_errors_are_logged_not_written_and_redone_on_resume(
 def test_an_endpoint_that_is_down_stops_the_run_with_what_it_answered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.0)
+    monkeypatch.setattr("codi_agents.llm._failures._backoff", lambda state: 0.0)
     out = tmp_path / "out"
     config = tmp_path / "run.toml"
     config.write_text("[limits]\nendpoint_down_seconds = 0.001\n")

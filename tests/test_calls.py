@@ -11,15 +11,9 @@ from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 from tenacity import RetryCallState
 
-from codi_agents.errors import ServerUnavailableError
-from codi_agents.llm._calls import (
-    Endpoint,
-    RequestRejectedError,
-    RoleModel,
-    _wait_for_server,
-    is_transient,
-    retry_after_seconds,
-)
+from codi_agents.errors import RequestRejectedError, ServerUnavailableError
+from codi_agents.llm._calls import Endpoint, RoleModel
+from codi_agents.llm._failures import is_transient, retry_after_seconds, wait_for_server
 from codi_agents.llm._limits import AdaptiveLimiter
 from codi_agents.testing import ScriptedChatModel
 
@@ -45,7 +39,7 @@ def role_model(script: list[object], retries: int = 3, timeout: float | None = N
 
 
 def test_server_errors_are_retried_until_success(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.0)
+    monkeypatch.setattr("codi_agents.llm._failures._backoff", lambda state: 0.0)
     model = role_model([status_error(500), status_error(503), "fine"])
     result = asyncio.run(model.complete(PROMPT))
     assert result.text == "fine"
@@ -63,7 +57,7 @@ def test_rate_limit_halves_concurrency_and_honours_retry_after() -> None:
     assert retry_after_seconds(status_error(429, {"retry-after-ms": "1500"})) == 1.5
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.set_exception((type(error), error, None))
-    assert 7.0 <= _wait_for_server(state) <= 7.0 * 1.1 + 0.05
+    assert 7.0 <= wait_for_server(state) <= 7.0 * 1.1 + 0.05
 
 
 def test_client_errors_are_not_retried() -> None:
@@ -74,7 +68,7 @@ def test_client_errors_are_not_retried() -> None:
 
 
 def test_a_server_that_stays_down_gives_a_clear_error_after_bounded_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.0)
+    monkeypatch.setattr("codi_agents.llm._failures._backoff", lambda state: 0.0)
     model = role_model([ConnectionError("connection refused")] * 10, retries=2)
     with pytest.raises(
         ServerUnavailableError,
@@ -85,7 +79,7 @@ def test_a_server_that_stays_down_gives_a_clear_error_after_bounded_retries(monk
 
 
 def test_a_hanging_model_times_out_and_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("codi_agents.llm._calls._backoff", lambda state: 0.0)
+    monkeypatch.setattr("codi_agents.llm._failures._backoff", lambda state: 0.0)
     model = role_model(["late", "late"], retries=1, timeout=0.05, delay=1.0)
     with pytest.raises(ServerUnavailableError, match="TimeoutError"):
         asyncio.run(model.complete(PROMPT))

@@ -31,10 +31,9 @@ from codi_agents.batch._prepare import PreparedRun, RunPlan, plan_run, prepare_r
 from codi_agents.batch._progress import NoProgress, ProgressView, Snapshot
 from codi_agents.config._run_config import RunConfig
 from codi_agents.config._settings import Settings
-from codi_agents.errors import CodiError, LocalModelError, RunError, ServerUnavailableError
+from codi_agents.errors import CodiError, EndpointDownError, LocalModelError, RunError, ServerUnavailableError
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import Passage
-from codi_agents.llm._calls import EndpointDownError
 from codi_agents.llm._models import ModelsArgument
 from codi_agents.rundir._layout import ERRORS_FILE
 from codi_agents.rundir._models import RunStatus, RunSummary

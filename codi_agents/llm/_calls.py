@@ -12,40 +12,34 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email.utils
 import inspect
 import json
-import random
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import httpx
-import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from codi_agents._record import Usage
 from codi_agents.config._roles import DEFAULT_TIMEOUT_SECONDS
 from codi_agents.config._settings import Role, StructuredOutputMethod
-from codi_agents.errors import RunError, ServerUnavailableError
+from codi_agents.errors import EndpointDownError, RequestRejectedError, ServerUnavailableError
+from codi_agents.llm._failures import (
+    describe_failure,
+    is_transient,
+    retry_after_seconds,
+    says_server_is_down,
+    status_code,
+    wait_for_server,
+)
 from codi_agents.llm._limits import AdaptiveLimiter, EndpointSnapshot, EndpointStats, HealthWatch
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 DEFAULT_MAX_RETRIES = 4
-MAX_RETRY_AFTER_SECONDS = 120.0
-
-
-class EndpointDownError(ServerUnavailableError):
-    """Most recent requests to an endpoint failed over a sustained period: the run should stop."""
-
-
-class RequestRejectedError(RunError):
-    """The server refused a request in a way retrying cannot fix (a 4xx other than 408, 409 or 429)."""
 
 
 @dataclass
@@ -172,7 +166,7 @@ class RoleModel:
             )
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
-            wait=_wait_for_server,
+            wait=wait_for_server,
             retry=retry_if_exception(is_transient),
             before_sleep=self._before_retry,
             reraise=True,
@@ -199,7 +193,7 @@ class RoleModel:
                     f"The {self.role} model ({self.name}) did not answer after {self.max_retries + 1} attempts: "
                     f"{describe_failure(exc)}. Check that the server at {endpoint.key} is up and reachable."
                 ) from exc
-            if _status_code(exc) is not None:
+            if status_code(exc) is not None:
                 raise RequestRejectedError(
                     f"The {self.role} model ({self.name}) refused the request: {describe_failure(exc)}"
                 ) from exc
@@ -209,7 +203,7 @@ class RoleModel:
     def _before_retry(self, state: RetryCallState) -> None:
         self.endpoint.stats.retries += 1
         exc = state.outcome.exception() if state.outcome else None
-        if exc is not None and _status_code(exc) == 429:
+        if exc is not None and status_code(exc) == 429:
             self.endpoint.stats.rate_limited += 1
             self.endpoint.limiter.record_rate_limited()
             if (asked := retry_after_seconds(exc)) is not None:
@@ -253,88 +247,3 @@ def usage_of(message: AIMessage) -> Usage:
     if metadata:
         return Usage(requests=1, input_tokens=metadata["input_tokens"], output_tokens=metadata["output_tokens"])
     return Usage(requests=1, output_tokens=max(1, len(raw_output_text(message)) // 4))
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying: rate limits, server errors, timeouts, dropped connections."""
-    status = _status_code(exc)
-    if status is not None:
-        return status in (408, 409, 429) or status >= 500
-    # isinstance, not class names: langchain-openai >= 1.1 re-raises openai's errors as its own subclasses
-    return isinstance(exc, TimeoutError | ConnectionError | openai.APIConnectionError | httpx.TransportError)
-
-
-def says_server_is_down(exc: BaseException) -> bool:
-    """True for failures that count towards stopping a run: 5xx, timeouts, dropped connections.
-
-    A 429 means the server is up and busy (a long `Retry-After` storm is waited out, never a reason
-    to stop); other 4xx answers are about one request, not the server."""
-    return is_transient(exc) and _status_code(exc) not in (408, 409, 429)
-
-
-def describe_failure(exc: BaseException) -> str:
-    """A one-line description of a failed request: status code and message, and for a failure without an
-    HTTP answer what lies under it (a transport may report a refused connection as a timeout)."""
-    status = _status_code(exc)
-    if status is not None:
-        return f"HTTP {status}: {_first_line(exc)}"
-    described = f"{type(exc).__name__}: {_first_line(exc)}"
-    root = exc
-    for _ in range(MAX_CAUSES):
-        below = root.__cause__ or root.__context__
-        if below is None:
-            break
-        root = below
-    if root is not exc:
-        described += f" (caused by {type(root).__name__}: {_first_line(root)})"
-    return described
-
-
-MAX_CAUSES = 8
-"""How deep `describe_failure` follows an exception's causes."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def retry_after_seconds(exc: BaseException | None) -> float | None:
-    """The delay a server asked for in `Retry-After` (seconds or HTTP date) or `retry-after-ms`."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    if (milliseconds := headers.get("retry-after-ms")) is not None:
-        try:
-            return min(float(milliseconds) / 1000, MAX_RETRY_AFTER_SECONDS)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER_SECONDS)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return None if parsed is None else min(max(parsed.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-_backoff = wait_exponential_jitter(multiplier=0.5, max=30.0)
-
-
-def _wait_for_server(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    asked = retry_after_seconds(exc)
-    if asked is not None:
-        return asked + random.uniform(0, 0.1 * asked + 0.05)
-    return _backoff(state)
-
-
-def _status_code(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        return status
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    return status if isinstance(status, int) else None

@@ -13,8 +13,8 @@ from langgraph.runtime import Runtime
 
 from codi_agents._record import Failure, RejectedAttempt, Turn
 from codi_agents.critic._assess import assess_exchange
+from codi_agents.errors import RequestRejectedError
 from codi_agents.inputs._passages import Passage
-from codi_agents.llm._calls import RequestRejectedError
 from codi_agents.retrieval._queries import contextual_queries
 from codi_agents.simulation._context import SimulationContext
 from codi_agents.simulation._generation import generate_text
