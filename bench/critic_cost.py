@@ -21,7 +21,8 @@ from pathlib import Path
 
 from codi_agents import Settings
 from codi_agents.critic import assess_exchange, load_calibration
-from codi_agents.evaluation._evaluate import item_context, open_critic
+from codi_agents.evaluation._evaluate import open_critic
+from codi_agents.evaluation._items import item_context
 from codi_agents.evaluation._labelled import LabelledItem, read_labelled
 from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
 from codi_agents.tasks import get_task

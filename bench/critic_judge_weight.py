@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from codi_agents.critic import CriticInputs, load_calibration
-from codi_agents.evaluation._evaluate import EVALUATION_LINK
+from codi_agents.evaluation._items import EVALUATION_LINK
 from codi_agents.evaluation._metrics import Metrics
 from codi_agents.tasks.grounded_qa import GroundedJudgement, grounded_decision
 

@@ -12,7 +12,7 @@ from codi_agents import Settings
 from codi_agents.config._settings import ROLES
 from codi_agents.critic import Calibration, load_calibration
 from codi_agents.critic._assess import Assessment, assess_exchange
-from codi_agents.evaluation._evaluate import item_context
+from codi_agents.evaluation._items import item_context
 from codi_agents.evaluation._labelled import LabelledItem
 from codi_agents.inputs._flows import Link
 from codi_agents.llm._models import build_role_models

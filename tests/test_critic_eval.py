@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from codi_agents import Settings
 from codi_agents.cli import _register, app
 from codi_agents.critic import load_calibration
-from codi_agents.evaluation._evaluate import evaluate_file, item_context
+from codi_agents.evaluation._evaluate import evaluate_file
+from codi_agents.evaluation._items import item_context
 from codi_agents.evaluation._labelled import read_labelled
 from codi_agents.evaluation._metrics import Metrics
 from codi_agents.tasks import get_task

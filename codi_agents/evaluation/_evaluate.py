@@ -21,37 +21,19 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from codi_agents._record import Turn, Verdict
-from codi_agents._security import injection_markers
+from codi_agents._record import Verdict
 from codi_agents.config._discovery import with_discovered_models
 from codi_agents.config._roles import RoleSpecs, resolve_roles
 from codi_agents.config._settings import ROLES, Settings
 from codi_agents.critic._assess import assess_exchange
 from codi_agents.critic._calibration import Calibration, item_digest, load_calibration
 from codi_agents.critic._similarity import Embed
+from codi_agents.evaluation._items import item_context
 from codi_agents.evaluation._labelled import BadLine, LabelledItem, read_labelled
 from codi_agents.evaluation._metrics import Metrics
-from codi_agents.inputs._documents import Document
-from codi_agents.inputs._flows import Link
-from codi_agents.inputs._passages import Passage
-from codi_agents.inputs._personas import Persona
 from codi_agents.llm._calls import RoleModel
 from codi_agents.tasks import get_task
-from codi_agents.tasks._base import PromptContext, Task
-
-EVALUATION_LINK = Link(
-    kind="answerable",
-    instruction="Continue the conversation about the passage.",
-    assistant_guidance="Reply from the passages only.",
-)
-"""Labelled items carry no flow: each reply is judged as an answerable turn that must rest on the passages."""
-EVALUATION_PERSONA = Persona(
-    name="evaluation_user",
-    description="A person talking with an assistant about a passage.",
-    goals=["learn what the passage says"],
-    expertise="none in particular",
-    style="casual",
-)
+from codi_agents.tasks._base import Task
 
 
 @dataclass(frozen=True)
@@ -195,34 +177,6 @@ def open_critic(
             settings, {}, roles=only_critic, local_url=server.base_url, local_model_name=server.model_name
         )
         yield CriticChoice(models["critic"], weight, f"{server.model_name} @ embedded")
-
-
-def item_context(item: LabelledItem, task: Task) -> PromptContext:
-    """The critic's view of a labelled item: knowledge as passages, history as the conversation."""
-    passages = [
-        Passage(
-            id=f"{item.id}::{index}",
-            doc_id=item.id,
-            index=index,
-            text=text,
-            flags=[f"possible_injection:{marker}" for marker in injection_markers(text)],
-        )
-        for index, text in enumerate(item.knowledge)
-    ]
-    earlier = item.history[:-1]
-    roles = ["user" if (len(earlier) - i) % 2 == 0 else "assistant" for i in range(len(earlier))]
-    return PromptContext(
-        task=task,
-        document=Document(id=item.id, title=str(item.meta.get("title", "")), text="\n\n".join(item.knowledge)),
-        persona=EVALUATION_PERSONA,
-        link_name="evaluation",
-        link=EVALUATION_LINK,
-        history=[Turn(role=role, content=text) for role, text in zip(roles, earlier, strict=True)],  # type: ignore[arg-type]
-        turn_number=len(earlier) // 2,
-        passages=passages,
-        question=item.history[-1] if item.history else "",
-        answer=item.response,
-    )
 
 
 async def evaluate_items(

@@ -24,7 +24,7 @@ from codi_agents.critic._calibration import Calibration, item_digest
 from codi_agents.critic._inputs import CriticInputs
 from codi_agents.critic._similarity import Embed
 from codi_agents.errors import UserError
-from codi_agents.evaluation._evaluate import item_context
+from codi_agents.evaluation._items import item_context
 from codi_agents.evaluation._labelled import LabelledItem
 from codi_agents.evaluation._metrics import Metrics
 from codi_agents.tasks._base import Task
