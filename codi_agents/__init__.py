@@ -7,61 +7,41 @@ The public API is small:
 - `Session`: shared models and index for many conversations;
 - `register_task(Task(...))`: add a conversational task;
 - `load_settings`, `load_persona`, `load_flow`, `load_document`: the building blocks, validated.
+
+The exception tree is in `codi_agents.errors`; plug-in tasks find their building blocks in `codi_agents.tasks`;
+`codi_agents.export`, `codi_agents.report` and `codi_agents.testing` (test doubles) are public too. Every
+module whose name starts with `_` is private.
 """
 
-from codi_agents._record import Conversation, Turn, Verdict
+from codi_agents._record import Conversation
 from codi_agents._version import __version__
 from codi_agents.batch import arun, iter_conversations, run
 from codi_agents.config import Settings, load_settings
-from codi_agents.errors import (
-    CodiError,
-    ConfigError,
-    DocumentError,
-    FlowError,
-    LocalModelError,
-    PersonaError,
-    RunError,
-    ServerUnavailableError,
-    TaskError,
-    UserError,
-)
+from codi_agents.errors import CodiError, RunError, UserError
 from codi_agents.inputs._documents import Document, load_document
-from codi_agents.inputs._flows import FlowGraph, Link, load_flow
-from codi_agents.inputs._passages import Passage
+from codi_agents.inputs._flows import FlowGraph, load_flow
 from codi_agents.inputs._personas import Persona, load_persona
 from codi_agents.simulation._session import Session
 from codi_agents.simulation._simulate import asimulate, simulate
-from codi_agents.tasks import Prompts, Task, get_task, list_tasks, register_task
+from codi_agents.tasks import Prompts, Task, get_task, register_task
 
 __all__ = [
     "CodiError",
-    "ConfigError",
     "Conversation",
     "Document",
-    "DocumentError",
-    "FlowError",
     "FlowGraph",
-    "Link",
-    "LocalModelError",
-    "Passage",
     "Persona",
-    "PersonaError",
     "Prompts",
     "RunError",
-    "ServerUnavailableError",
     "Session",
     "Settings",
     "Task",
-    "TaskError",
-    "Turn",
     "UserError",
-    "Verdict",
     "__version__",
     "arun",
     "asimulate",
     "get_task",
     "iter_conversations",
-    "list_tasks",
     "load_document",
     "load_flow",
     "load_persona",

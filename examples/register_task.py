@@ -18,8 +18,9 @@ from pathlib import Path
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
-from codi_agents import Conversation, Prompts, Task, TaskError, register_task, simulate
+from codi_agents import Conversation, Prompts, Task, register_task, simulate
 from codi_agents.display import print_conversation
+from codi_agents.errors import TaskError
 from codi_agents.llm._models import ModelsArgument
 from codi_agents.tasks import ConversationCheck, ConversationDraft
 from codi_agents.tasks.grounded_qa import GroundedJudgement, expectation, grounded_decision, grounded_user_check

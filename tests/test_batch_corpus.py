@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from test_documents import minimal_pdf
 
-from codi_agents import Document, DocumentError
+from codi_agents import Document
 from codi_agents.batch._corpus import read_corpus
+from codi_agents.errors import DocumentError
 
 DATA = Path(__file__).parent / "data"
 LIMIT = 100_000

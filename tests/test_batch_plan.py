@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from codi_agents import ConfigError, Settings, iter_conversations
+from codi_agents import Settings, iter_conversations
 from codi_agents.batch._plan import Plan
 from codi_agents.batch._runner import BatchRun
 from codi_agents.config._run_config import load_run_config
+from codi_agents.errors import ConfigError
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 DATA = Path(__file__).parent / "data"

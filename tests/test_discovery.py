@@ -8,8 +8,9 @@ import socket
 
 import pytest
 
-from codi_agents import ConfigError, Document, Session, load_settings
+from codi_agents import Document, Session, load_settings
 from codi_agents.config import resolve_roles, with_discovered_models
+from codi_agents.errors import ConfigError
 from codi_agents.testing import FakeOpenAIServer, HashingEmbeddingFunction
 
 

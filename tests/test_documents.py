@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from codi_agents import DocumentError, load_document
+from codi_agents import load_document
+from codi_agents.errors import DocumentError
 from codi_agents.inputs._documents import text_document
 
 

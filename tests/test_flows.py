@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from codi_agents import FlowError, load_flow
+from codi_agents import load_flow
+from codi_agents.errors import FlowError
 from codi_agents.inputs._flows import END, available_flows
 from codi_agents.inputs._resources import data_dir
 

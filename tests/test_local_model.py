@@ -21,7 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from codi_agents import Conversation, LocalModelError, Settings, load_document, load_flow, load_persona, simulate
+from codi_agents import Conversation, Settings, load_document, load_flow, load_persona, simulate
+from codi_agents.errors import LocalModelError
 from codi_agents.inputs._flows import FlowGraph
 from codi_agents.llm._local_server import LocalModelServer, packaged_model_path
 from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction

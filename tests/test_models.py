@@ -6,8 +6,9 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
-from codi_agents import ConfigError, load_settings
+from codi_agents import load_settings
 from codi_agents.config import resolve_roles
+from codi_agents.errors import ConfigError
 from codi_agents.llm._models import build_role_models, role_instances
 from codi_agents.testing import ScriptedChatModel
 

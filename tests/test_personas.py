@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from codi_agents import Persona, PersonaError, load_persona
+from codi_agents import Persona, load_persona
+from codi_agents.errors import PersonaError
 from codi_agents.inputs._personas import available_personas
 
 

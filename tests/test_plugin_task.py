@@ -30,7 +30,8 @@ DOCUMENT = Path(__file__).resolve().parents[1] / "examples" / "docs" / "wikipedi
 CHILD = """
 import json, sys
 import codi_tutoring
-from codi_agents import list_tasks, simulate
+from codi_agents import simulate
+from codi_agents.tasks import list_tasks
 from codi_agents.export import training_messages
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 

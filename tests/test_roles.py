@@ -10,8 +10,9 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 
-from codi_agents import ServerUnavailableError, Settings, load_settings
+from codi_agents import Settings, load_settings
 from codi_agents.config import RunConfig, resolve_roles, settings_for_run
+from codi_agents.errors import ServerUnavailableError
 from codi_agents.llm._models import build_role_models
 from codi_agents.testing import FakeOpenAIServer, ScriptedChatModel
 

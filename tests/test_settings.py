@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from codi_agents import ConfigError, Settings, load_settings
+from codi_agents import Settings, load_settings
 from codi_agents.config import load_run_config, resolve_roles, resolve_settings
+from codi_agents.errors import ConfigError
 
 
 def test_defaults_use_the_embedded_model() -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from codi_agents import DocumentError, PersonaError, TaskError, asimulate, load_persona, simulate
+from codi_agents import asimulate, load_persona, simulate
+from codi_agents.errors import DocumentError, PersonaError, TaskError
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 

@@ -15,8 +15,9 @@ import pytest
 from pydantic import BaseModel
 
 import codi_agents.tasks as registry
-from codi_agents import Document, Settings, TaskError, simulate
+from codi_agents import Document, Settings, simulate
 from codi_agents.cli import main as codi_main
+from codi_agents.errors import TaskError
 from codi_agents.inputs._flows import Link
 from codi_agents.inputs._personas import load_persona
 from codi_agents.tasks import (
