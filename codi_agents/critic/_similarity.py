@@ -90,8 +90,10 @@ def best_similarities(vectors: SentenceVectors, queries: Sequence[str], support:
     if not queries or not support:
         return np.zeros(len(queries), dtype=np.float32)
     matrix = vectors([*queries, *support])
-    return (matrix[: len(queries)] @ matrix[len(queries) :].T).max(axis=1)
+    best: np.ndarray = (matrix[: len(queries)] @ matrix[len(queries) :].T).max(axis=1)
+    return best
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9, None)
+    unit: np.ndarray = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9, None)
+    return unit
