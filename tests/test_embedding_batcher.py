@@ -183,3 +183,17 @@ def test_retrieval_finds_the_same_passages_as_chroma_embedding_itself(
     expected = [_chroma_search(index, doc, queries, 3) for doc, queries in questions]
     assert asyncio.run(batched()) == expected
     assert [[p.id for p in index.search(doc, queries, 3)] for doc, queries in questions] == expected
+
+
+def test_minilm_vectors_do_not_depend_on_the_batch_a_text_is_in() -> None:
+    """Texts are sorted by token count and padded per batch: each must still get its own vector, in order."""
+    from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
+
+    embed = MiniLMEmbeddingFunction()
+    texts = ["Short.", "A somewhat longer sentence about renewing a licence online.", "Mid length text here.", ""]
+    texts += [f"Passage {i}: " + "the office opens at eight and closes at five " * (i % 7 + 1) for i in range(20)]
+    together = np.asarray(embed(texts))
+    alone = np.stack([np.asarray(embed([text]))[0] for text in texts])
+    assert together.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
+    assert (np.sum(together * alone, axis=1) > 0.99).all()
