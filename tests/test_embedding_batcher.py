@@ -197,3 +197,13 @@ def test_minilm_vectors_do_not_depend_on_the_batch_a_text_is_in() -> None:
     assert together.shape == (len(texts), 384)
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
     assert (np.sum(together * alone, axis=1) > 0.99).all()
+
+
+def test_a_failure_after_the_model_call_still_reaches_the_caller() -> None:
+    """Vectors of another size than the cached ones cannot be stacked: the caller gets an error, not a hang."""
+    sizes = iter([8, 4])
+    batcher = EmbeddingBatcher(lambda texts: np.ones((len(texts), next(sizes))), window_seconds=0.0)
+    batcher.embed(["cached text"])
+    with pytest.raises(EmbeddingError, match="failed unexpectedly"):
+        batcher.submit(["cached text", "new text"]).result(timeout=10)
+    assert batcher.embed(["cached text"]).shape == (1, 8)

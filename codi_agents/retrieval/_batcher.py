@@ -112,6 +112,10 @@ class EmbeddingBatcher:
     def submit(self, texts: Sequence[str], *, bulk: bool = False) -> concurrent.futures.Future[np.ndarray]:
         """Queue `texts`; the future gets their vectors in order (one row each). Cached texts need no model call."""
         texts = list(texts)
+        if not texts:
+            empty: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
+            empty.set_result(np.zeros((0, 0), dtype=np.float32))
+            return empty
         if not bulk:
             cached = self._cached(texts)
             if cached is not None:
@@ -165,7 +169,11 @@ class EmbeddingBatcher:
                     break
                 batch.append(part)
                 size += len(part.texts)
-            self._run(batch)
+            try:
+                self._run(batch)
+            except Exception as error:  # never leave a caller waiting on a thread that died
+                for part in batch:
+                    part.job.fail(EmbeddingError(f"Embedding a batch failed unexpectedly: {error!r}."))
 
     def _run(self, batch: list[_Part]) -> None:
         keys = {text: _key(text) for part in batch for text in part.texts}
