@@ -9,9 +9,9 @@ The fake OpenAI-compatible server (`codi_agents.testing.FakeOpenAIServer`) runs 
 answers every request after `--latency` seconds (200 ms). Against it, as whole subprocesses over the same
 documents and the same number of conversations:
 
-(a) the baseline: plain asyncio + `openai.AsyncOpenAI`, K conversations in flight, per turn a user
-    question, a grounded answer (passages picked by word overlap) and a structured critique (a
-    function-calling request with a JSON schema, as codi's critic sends); no framework, no embeddings;
+(a) the baseline, `bench/plain_client.py`: plain asyncio + `openai.AsyncOpenAI`, K conversations in
+    flight, per turn a user question, a grounded answer (passages picked by word overlap) and a
+    structured critique (a function-calling request with a JSON schema, as codi's critic sends);
 (b) `codi run` with its defaults (the packaged MiniLM embeddings, the default critic), a fresh `--out`.
 
 Requests are counted by the server (its `answered` counter), so both sides are measured alike.
@@ -25,11 +25,9 @@ nothing is copied into the repository. Numbers depend on the machine's load: com
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -52,95 +50,9 @@ DEFAULT_DOCS = next(
 QUAC = "documents_quac_200.jsonl"
 DOC2DIAL = "documents_doc2dial_273.jsonl"
 LATENCY = 0.2
-BASELINE_TURNS = 4
-"""Exchanges per baseline conversation (three requests each)."""
 WORKLOADS: dict[int, tuple[int, int, str]] = {8: (16, 10, QUAC), 32: (64, 40, QUAC), 128: (256, 256, DOC2DIAL)}
 """K -> (conversations, documents, file): the issue's K = 32 and K = 128 workloads, and K = 8 in proportion."""
 QUICK: dict[int, tuple[int, int, str]] = {8: (8, 4, QUAC)}
-
-
-# -- the baseline client (run as a subprocess of this file) -----------------------------------------------
-
-JUDGEMENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "reasons": {"type": "string"},
-        "grounded": {"type": "boolean"},
-        "faithful": {"type": "boolean"},
-        "answers_question": {"type": "boolean"},
-        "score": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-    "required": ["reasons", "grounded", "faithful", "answers_question", "score"],
-}
-_WORD = re.compile(r"[a-z]+")
-
-
-def _chunks(text: str, size: int = 800) -> list[str]:
-    return [text[start : start + size] for start in range(0, len(text), size)] or [""]
-
-
-def _best_passages(chunks: list[str], question: str, k: int = 3) -> list[str]:
-    words = set(_WORD.findall(question.lower()))
-    return sorted(chunks, key=lambda chunk: -len(words & set(_WORD.findall(chunk.lower()))))[:k]
-
-
-async def _baseline_conversation(client: Any, model: str, document: dict[str, Any], turns: int) -> None:
-    chunks = _chunks(document["text"])
-    history: list[dict[str, str]] = []
-    for _ in range(turns):
-        asked = await client.chat.completions.create(
-            model=model,
-            messages=[
-                {
-                    "role": "system",
-                    "content": f"You are a curious user.\n<document>\n{document['text'][:3000]}\n</document>",
-                },
-                *history,
-                {"role": "user", "content": "(Your next message: ask a question about the document.)"},
-            ],
-        )
-        question = asked.choices[0].message.content or ""
-        passages = "\n".join(
-            f'<passage id="{document["id"]}-{i}">\n{text}\n</passage>'
-            for i, text in enumerate(_best_passages(chunks, question))
-        )
-        answered = await client.chat.completions.create(
-            model=model,
-            messages=[
-                {"role": "system", "content": f"Answer only from these passages.\n{passages}"},
-                *history,
-                {"role": "user", "content": question},
-            ],
-        )
-        answer = answered.choices[0].message.content or ""
-        judged = await client.chat.completions.create(
-            model=model,
-            messages=[
-                {"role": "system", "content": f"Judge the answer against the passages.\n{passages}"},
-                {"role": "user", "content": f"Question: {question}\nAnswer: {answer}"},
-            ],
-            tools=[{"type": "function", "function": {"name": "Judgement", "parameters": JUDGEMENT_SCHEMA}}],
-            tool_choice={"type": "function", "function": {"name": "Judgement"}},
-        )
-        calls = judged.choices[0].message.tool_calls or []
-        if not calls or not json.loads(calls[0].function.arguments).get("grounded", False):
-            return
-        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-
-
-async def _baseline(corpus: Path, base_url: str, model: str, n: int, k: int, turns: int) -> None:
-    from openai import AsyncOpenAI
-
-    documents = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
-    client = AsyncOpenAI(base_url=base_url, api_key="fake", max_retries=2)
-    todo = iter(range(n))
-
-    async def worker() -> None:
-        for number in todo:
-            await _baseline_conversation(client, model, documents[number % len(documents)], turns)
-
-    await asyncio.gather(*(worker() for _ in range(k)))
-    await client.close()
 
 
 # -- measuring a subprocess ---------------------------------------------------------------------------------
@@ -206,8 +118,8 @@ def _one_repetition(
     from codi_agents.testing import FakeOpenAIServer
 
     with FakeOpenAIServer(latency=latency, process=True) as server:
-        base = [sys.executable, str(Path(__file__).resolve()), "--role", "baseline", "--corpus", str(corpus)]
-        base += ["--base-url", server.base_url, "--model", server.model, "--n", str(n), "--k-baseline", str(k)]
+        base = [sys.executable, str(Path(__file__).resolve().parent / "plain_client.py"), str(corpus)]
+        base += ["--base-url", server.base_url, "--model", server.model, "--n", str(n), "--k", str(k)]
         out = Path(tempfile.mkdtemp(prefix="codi-run-", dir=folder))
         codi = [sys.executable, "-m", "codi_agents", "run", str(corpus), "--out", str(out), "--n", str(n)]
         codi += ["-k", str(k), "--base-url", server.base_url, "--model", server.model, "--api-key", "fake"]
@@ -253,16 +165,7 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="Folder of the shared data files.")
     parser.add_argument("--latency", type=float, default=LATENCY)
     parser.add_argument("--index-only", action="store_true", help="Measure only the MiniLM indexing rate.")
-    parser.add_argument("--role", choices=["baseline"], help=argparse.SUPPRESS)
-    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--base-url", help=argparse.SUPPRESS)
-    parser.add_argument("--model", help=argparse.SUPPRESS)
-    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--k-baseline", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.role == "baseline":
-        asyncio.run(_baseline(args.corpus, args.base_url, args.model, args.n, args.k_baseline, BASELINE_TURNS))
-        return
     if not args.index_only:
         _side_by_side(args)
     passages, model_rate, index_rate = indexing_rate(args.docs, limit=40 if args.quick else None)
