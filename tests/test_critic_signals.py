@@ -207,7 +207,7 @@ def test_the_sentence_cache_is_bounded_and_returns_unit_vectors() -> None:
     assert vectors.shape == (4, 256)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
     assert np.allclose(vectors[0], vectors[3])
-    assert len(cache._vectors) == 2
+    assert len(cache.batcher._cache) == 2
 
 
 @pytest.mark.parametrize(

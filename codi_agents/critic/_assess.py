@@ -13,6 +13,7 @@ from codi_agents._record import Failure, Usage, UserCheck, Verdict
 from codi_agents.critic._calibration import Calibration
 from codi_agents.critic._inputs import CriticInputs
 from codi_agents.critic._signals import Embed, grounding_signals
+from codi_agents.critic._similarity import prefetch
 from codi_agents.critic._user_turns import user_turn_signals
 from codi_agents.llm._calls import RoleModel
 from codi_agents.simulation._prompting import PromptBudget, critic_messages
@@ -64,6 +65,7 @@ async def assess_exchange(
     is zero. When it runs but never parses, its failure is recorded; if it was meant to lead the
     decision, the turn is rejected as `critic_failed` rather than waved through on signals alone.
     """
+    await prefetch(embed, context.answer, context.passages, context.question)  # batched with other conversations
     inputs = await asyncio.to_thread(
         critic_inputs, context, calibration=calibration, judge_weight=judge_weight, embed=embed
     )

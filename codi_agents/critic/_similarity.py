@@ -1,77 +1,88 @@
-"""Sentence embeddings for the critic, with a bounded cache per embedding function.
+"""Sentence embeddings for the critic, through the embedding batcher shared with retrieval.
 
 A conversation's turns are judged against the same few passages again and again (every turn,
 every regenerated reply), so the vectors of passage sentences are kept: a repeated turn embeds
-only the sentences of its new reply and question. The cache is an LRU bounded by sentence count,
-kept beside the embedding function (weakly, so it goes away with it) and safe across threads.
+only the sentences of its new reply and question. The vectors live in the cache of the batcher
+that belongs to the embedding function (`retrieval/_batcher.py`), a bounded LRU keyed by text
+hash, so a user's message embedded for retrieval is not embedded again for the critic, and the
+sentences of many conversations' turns are embedded together in one model call.
+
+The signals themselves are computed synchronously (in a worker thread); `prefetch` embeds what
+they will ask for beforehand, awaited on the event loop, so they find every vector in the cache.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from codi_agents.critic._text import sentences
+from codi_agents.inputs._passages import Passage
+from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
+
 Embed = Callable[[list[str]], Any]
 """Texts to vectors; a Chroma embedding function qualifies."""
 
 CACHE_SENTENCES = 8192
-"""Sentences kept per embedding function: about 12 MB of 384-d vectors, hundreds of passages."""
+"""Sentences kept by a `SentenceVectors` made with its own cache (the shared batcher keeps more)."""
 
 
 class SentenceVectors:
-    """Unit vectors of sentences, computed once each by `embed` and kept in an LRU of `capacity` entries."""
+    """Unit vectors of sentences, each embedded once by `embed` and kept in an LRU of `capacity` entries.
 
-    def __init__(self, embed: Embed, capacity: int = CACHE_SENTENCES) -> None:
+    Made with an embedding function's shared batcher (`sentence_vectors`), or with a batcher and
+    cache of its own when `capacity` is given.
+    """
+
+    def __init__(self, embed: Embed, capacity: int | None = None) -> None:
         self.embed = embed
-        self.capacity = capacity
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self.batcher = (
+            batcher_for(embed) if capacity is None else EmbeddingBatcher(embed, cache_size=capacity, weak=False)
+        )
+
+    @property
+    def hits(self) -> int:
+        """Texts answered from the cache."""
+        return self.batcher.hits
+
+    @property
+    def misses(self) -> int:
+        """Texts the model had to embed."""
+        return self.batcher.embedded
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """A (len(texts), dim) array of unit vectors; texts seen before are not embedded again."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        with self._lock:
-            found = {text: self._vectors[text] for text in dict.fromkeys(texts) if text in self._vectors}
-            for text in found:
-                self._vectors.move_to_end(text)
-            missing = [text for text in dict.fromkeys(texts) if text not in found]
-            self.hits += len(found)
-            self.misses += len(missing)
-        if missing:
-            fresh = _unit(np.asarray(self.embed(missing), dtype=np.float32))
-            found.update(zip(missing, fresh, strict=True))
-            with self._lock:
-                for text, vector in zip(missing, fresh, strict=True):
-                    self._vectors[text] = vector
-                while len(self._vectors) > self.capacity:
-                    self._vectors.popitem(last=False)
-        return np.stack([found[text] for text in texts])
+        return _unit(self.batcher.embed(list(texts)))
 
-
-_caches: weakref.WeakKeyDictionary[Any, SentenceVectors] = weakref.WeakKeyDictionary()
-_caches_lock = threading.Lock()
+    async def warm(self, texts: Sequence[str]) -> None:
+        """Embed `texts` into the cache, awaited (batched with other conversations' requests)."""
+        if texts:
+            await self.batcher.aembed(list(dict.fromkeys(texts)))
 
 
 def sentence_vectors(embed: Embed) -> SentenceVectors:
-    """The cache that belongs to `embed` (created on first use); uncached if `embed` cannot be weakly keyed."""
+    """The sentence vectors of `embed`, cached in the batcher shared by everything that uses `embed`."""
     if isinstance(embed, SentenceVectors):
         return embed
-    with _caches_lock:
-        try:
-            cache = _caches.get(embed)
-            if cache is None:
-                cache = _caches[embed] = SentenceVectors(embed)
-        except TypeError:
-            return SentenceVectors(embed, capacity=0)
-    return cache
+    return SentenceVectors(embed)
+
+
+async def prefetch(embed: Embed | None, answer: str, passages: Sequence[Passage], question: str) -> None:
+    """Embed the sentences `similarity_signals` will need for this exchange, so it finds them cached."""
+    if embed is None:
+        return
+    evidence_sentences = sentences("\n".join(passage.text for passage in passages))
+    answer_sentences = sentences(answer)
+    if not evidence_sentences or not answer_sentences:
+        return
+    texts = [*answer_sentences, *evidence_sentences]
+    if question.strip():
+        texts.append(question.strip())
+    await sentence_vectors(embed).warm(texts)
 
 
 def best_similarities(vectors: SentenceVectors, queries: Sequence[str], support: Sequence[str]) -> np.ndarray:

@@ -4,10 +4,15 @@ In memory for a single `simulate`, on disk when a folder is given (batch runs), 
 when a URL is given. A document is indexed once per text fingerprint; queries are restricted to
 the document the conversation is about, and several queries (the user's message alone and with
 its context) are combined by their summed similarity.
+
+Vectors are computed by the embedding function's batcher (`_batcher.py`) and handed to Chroma, so
+queries from concurrent conversations share model calls and Chroma never embeds one text at a
+time. The collection still records the embedding function, so a persisted index reopens with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Sequence
@@ -19,10 +24,12 @@ from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction
 from chromadb.config import Settings as ChromaSettings
+from numpy.typing import NDArray
 
 from codi_agents.errors import ConfigError
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import Passage
+from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
 
 DEFAULT_COLLECTION = "codi_passages"
 CANDIDATES_PER_K = 3
@@ -33,9 +40,18 @@ UPSERT_BATCH = 256
 class PassageIndex:
     """Passages in a Chroma collection, with per-document search."""
 
-    def __init__(self, client: ClientAPI, collection: Collection, *, ephemeral: bool = False) -> None:
+    def __init__(
+        self,
+        client: ClientAPI,
+        collection: Collection,
+        embedder: EmbeddingBatcher,
+        *,
+        ephemeral: bool = False,
+    ) -> None:
         self.client = client
         self.collection = collection
+        self.embedder = embedder
+        """Computes the vectors of passages and queries (batched across callers, cached)."""
         self._ephemeral = ephemeral
         self._indexed: dict[str, str] = {}
 
@@ -63,7 +79,7 @@ class PassageIndex:
             embedding_function=embedding_function,  # type: ignore[arg-type]
             configuration={"hnsw": {"space": "cosine"}},
         )
-        return cls(client, handle, ephemeral=ephemeral)
+        return cls(client, handle, batcher_for(embedding_function), ephemeral=ephemeral)
 
     def add(self, document: Document, passages: Sequence[Passage]) -> bool:
         """Index a document's passages unless this text is indexed already; True when it was added."""
@@ -74,9 +90,11 @@ class PassageIndex:
         self.collection.delete(where={"doc_id": document.id})
         for start in range(0, len(passages), UPSERT_BATCH):
             batch = passages[start : start + UPSERT_BATCH]
+            texts = [passage.text for passage in batch]
             self.collection.upsert(
                 ids=[passage.id for passage in batch],
-                documents=[passage.text for passage in batch],
+                embeddings=self.embedder.embed(texts, bulk=True),
+                documents=texts,
                 metadatas=[_metadata(passage, fingerprint) for passage in batch],
             )
         self._indexed[document.id] = fingerprint
@@ -92,8 +110,22 @@ class PassageIndex:
         queries = [query for query in queries if query.strip()]
         if not queries:
             return []
+        return self.search_vectors(doc_id, self.embedder.embed(queries), k)
+
+    async def asearch(self, doc_id: str, queries: Sequence[str], k: int) -> list[Passage]:
+        """`search`, awaited: the queries join other conversations' in one model call, Chroma runs in a thread."""
+        queries = [query for query in queries if query.strip()]
+        if not queries:
+            return []
+        vectors = await self.embedder.aembed(queries)
+        return await asyncio.to_thread(self.search_vectors, doc_id, vectors, k)
+
+    def search_vectors(self, doc_id: str, vectors: NDArray[Any], k: int) -> list[Passage]:
+        """`search` with the queries' vectors already computed (one row per query)."""
+        if len(vectors) == 0:
+            return []
         result = self.collection.query(
-            query_texts=list(queries),
+            query_embeddings=vectors,
             n_results=k * CANDIDATES_PER_K,
             where={"doc_id": doc_id},
             include=["documents", "metadatas", "distances"],

@@ -6,7 +6,6 @@ return partial state updates. Each role gets a fresh prompt context holding what
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -85,7 +84,7 @@ async def retrieve(state: SimulationState, runtime: Runtime[SimulationContext]) 
     """Find the passages of this document for the user's message, read in the context of the conversation."""
     ctx = runtime.context
     queries = contextual_queries(state["user_draft"], state.get("turns", []))
-    found = await asyncio.to_thread(ctx.index.search, state["document"].id, queries, ctx.settings.top_k)
+    found = await ctx.index.asearch(state["document"].id, queries, ctx.settings.top_k)
     return {"retrieved": found, "retrieval_query": " || ".join(queries)}
 
 

@@ -1,0 +1,218 @@
+"""Benchmark of the default path, side by side with the plainest client: whole processes, one fake server.
+
+    python bench/default_path.py                       # K = 8, 32, 128, median of 3 (tens of minutes)
+    python bench/default_path.py --k 32 --repeat 1     # one K, one repetition
+    python bench/default_path.py --quick               # a smoke run (K = 8, few conversations)
+    python bench/default_path.py --index-only          # MiniLM indexing throughput only
+
+The fake OpenAI-compatible server (`codi_agents.testing.FakeOpenAIServer`) runs in its own process and
+answers every request after `--latency` seconds (200 ms). Against it, as whole subprocesses over the same
+documents and the same number of conversations:
+
+(a) the baseline, `bench/plain_client.py`: plain asyncio + `openai.AsyncOpenAI`, K conversations in
+    flight, per turn a user question, a grounded answer (passages picked by word overlap) and a
+    structured critique (a function-calling request with a JSON schema, as codi's critic sends);
+(b) `codi run` with its defaults (the packaged MiniLM embeddings, the default critic), a fresh `--out`.
+
+Requests are counted by the server (its `answered` counter), so both sides are measured alike.
+Efficiency = requests served / (wall seconds x K / latency): 1.0 means every conversation always had
+a request at the server. CPU ms/request is user+sys of the client's process tree (RUSAGE_CHILDREN);
+peak RSS is sampled over that tree. The MiniLM indexing rate is measured on documents_doc2dial_273
+(chunked as codi chunks). Data is read from `--docs` (default ../shared/data beside the repository);
+nothing is copied into the repository. Numbers depend on the machine's load: compare ratios from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DOCS = next(
+    (parent / "shared" / "data" for parent in ROOT.parents if (parent / "shared" / "data").is_dir()),
+    ROOT.parent / "shared" / "data",
+)
+"""../shared/data beside the repository (or beside a folder above it, for a git worktree)."""
+QUAC = "documents_quac_200.jsonl"
+DOC2DIAL = "documents_doc2dial_273.jsonl"
+LATENCY = 0.2
+WORKLOADS: dict[int, tuple[int, int, str]] = {8: (16, 10, QUAC), 32: (64, 40, QUAC), 128: (256, 256, DOC2DIAL)}
+"""K -> (conversations, documents, file): the issue's K = 32 and K = 128 workloads, and K = 8 in proportion."""
+QUICK: dict[int, tuple[int, int, str]] = {8: (8, 4, QUAC)}
+
+
+# -- measuring a subprocess ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    """One side of one repetition."""
+
+    requests: int
+    wall: float
+    cpu: float
+    peak_rss: int
+
+    def efficiency(self, k: int, latency: float) -> float:
+        """Requests served over the ideal, K requests every `latency` seconds."""
+        return self.requests / (self.wall * k / latency)
+
+
+def _peak_rss(process: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
+    while not stop.is_set():
+        total = 0
+        with contextlib.suppress(psutil.Error):
+            for member in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += member.memory_info().rss
+        peak[0] = max(peak[0], total)
+        stop.wait(0.05)
+
+
+def _measure(command: list[str], server: Any, env: dict[str, str]) -> Measured:
+    before = server.stats().get("answered", 0)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stop, peak = threading.Event(), [0]
+    sampler = threading.Thread(target=_peak_rss, args=(psutil.Process(child.pid), stop, peak), daemon=True)
+    sampler.start()
+    _, errors = child.communicate()
+    wall = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed ({child.returncode}):\n{errors[-3000:]}")
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    return Measured(requests=server.stats().get("answered", 0) - before, wall=wall, cpu=cpu, peak_rss=peak[0])
+
+
+def _corpus(docs: Path, name: str, count: int, folder: Path) -> Path:
+    lines = [line for line in (docs / name).read_text().splitlines() if line.strip()][:count]
+    path = folder / f"corpus-{count}.jsonl"
+    rows = [json.loads(line) for line in lines]
+    path.write_text(
+        "".join(json.dumps({"id": r["doc_id"], "title": r.get("title") or "", "text": r["text"]}) + "\n" for r in rows)
+    )
+    return path
+
+
+def _one_repetition(
+    k: int, n: int, corpus: Path, folder: Path, latency: float, env: dict[str, str]
+) -> dict[str, Measured]:
+    from codi_agents.testing import FakeOpenAIServer
+
+    with FakeOpenAIServer(latency=latency, process=True) as server:
+        base = [sys.executable, str(Path(__file__).resolve().parent / "plain_client.py"), str(corpus)]
+        base += ["--base-url", server.base_url, "--model", server.model, "--n", str(n), "--k", str(k)]
+        out = Path(tempfile.mkdtemp(prefix="codi-run-", dir=folder))
+        codi = [sys.executable, "-m", "codi_agents", "run", str(corpus), "--out", str(out), "--n", str(n)]
+        codi += ["-k", str(k), "--base-url", server.base_url, "--model", server.model, "--api-key", "fake"]
+        return {"baseline": _measure(base, server, env), "codi": _measure(codi, server, env)}
+
+
+def indexing_rate(docs: Path, limit: int | None = None) -> tuple[int, float, float]:
+    """Passages per second of the packaged MiniLM over documents_doc2dial_273, chunked as codi chunks.
+
+    Twice: the model alone (all passages in one call), and through the passage index as a run
+    indexes (a document per call from 8 threads, gathered by the batcher, stored in Chroma).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from codi_agents.inputs._documents import Document
+    from codi_agents.inputs._passages import chunk_document
+    from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
+    from codi_agents.retrieval._index import PassageIndex
+
+    rows = [json.loads(line) for line in (docs / DOC2DIAL).read_text().splitlines() if line.strip()][:limit]
+    documents = [Document(id=r["doc_id"], title=r.get("title") or "", text=r["text"]) for r in rows]
+    chunked = [(document, chunk_document(document)) for document in documents]
+    texts = [passage.text for _, passages in chunked for passage in passages]
+    embed = MiniLMEmbeddingFunction()
+    embed(["warm up"])
+    started = time.perf_counter()
+    embed(texts)
+    model_rate = len(texts) / (time.perf_counter() - started)
+    index = PassageIndex.open(embed)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda item: index.add(*item), chunked))
+    index_rate = len(texts) / (time.perf_counter() - started)
+    index.close()
+    return len(texts), model_rate, index_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--k", type=int, nargs="+", default=sorted(WORKLOADS), choices=sorted(WORKLOADS))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="A smoke run: K = 8, 8 conversations, once.")
+    parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="Folder of the shared data files.")
+    parser.add_argument("--latency", type=float, default=LATENCY)
+    parser.add_argument("--index-only", action="store_true", help="Measure only the MiniLM indexing rate.")
+    args = parser.parse_args()
+    if not args.index_only:
+        _side_by_side(args)
+    passages, model_rate, index_rate = indexing_rate(args.docs, limit=40 if args.quick else None)
+    print(
+        f"\nMiniLM indexing, {passages} passages of {DOC2DIAL}: {model_rate:.1f} passages/s (model alone), "
+        f"{index_rate:.1f} passages/s (through the passage index, 8 threads); load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+def _side_by_side(args: argparse.Namespace) -> None:
+    workloads = QUICK if args.quick else {k: WORKLOADS[k] for k in args.k}
+    repeat = 1 if args.quick else args.repeat
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    print(
+        f"fake server latency {args.latency * 1000:.0f} ms; median of {repeat}; load average {os.getloadavg()[0]:.1f}"
+    )
+    header = "| K | conversations / documents | baseline eff. | codi eff. | codi / baseline | requests (base / codi) "
+    header += "| CPU ms/req (base / codi) | peak RSS MB (base / codi) | wall s (base / codi) |"
+    print(header)
+    print("|" + "---|" * 9, flush=True)
+    with tempfile.TemporaryDirectory(prefix="codi-bench-") as tmp:
+        folder = Path(tmp)
+        for k, (n, count, name) in workloads.items():
+            corpus = _corpus(args.docs, name, count, folder)
+            runs = [_one_repetition(k, n, corpus, folder, args.latency, env) for _ in range(repeat)]
+            _print_row(k, n, count, name, runs, args.latency)
+
+
+def _print_row(k: int, n: int, count: int, name: str, runs: list[dict[str, Measured]], latency: float) -> None:
+    def median(side: str, value: Any) -> float:
+        return statistics.median(value(run[side]) for run in runs)
+
+    eff = {side: median(side, lambda m: m.efficiency(k, latency)) for side in ("baseline", "codi")}
+    ratio = statistics.median(
+        run["codi"].efficiency(k, latency) / run["baseline"].efficiency(k, latency) for run in runs
+    )
+    cpu = {side: median(side, lambda m: 1000 * m.cpu / max(m.requests, 1)) for side in eff}
+    rss = {side: median(side, lambda m: m.peak_rss / 1e6) for side in eff}
+    wall = {side: median(side, lambda m: m.wall) for side in eff}
+    requests = {side: median(side, lambda m: m.requests) for side in eff}
+    print(
+        f"| {k} | {n} / {count} ({name.split('_')[1]}) | {eff['baseline']:.2f} | {eff['codi']:.2f} | **{ratio:.2f}** "
+        f"| {requests['baseline']:.0f} / {requests['codi']:.0f} | {cpu['baseline']:.1f} / {cpu['codi']:.1f} "
+        f"| {rss['baseline']:.0f} / {rss['codi']:.0f} | {wall['baseline']:.1f} / {wall['codi']:.1f} |",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

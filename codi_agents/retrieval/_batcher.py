@@ -1,0 +1,257 @@
+"""Embedding like a server does: concurrent requests gathered into one model call, off the event loop.
+
+Conversations in flight each ask for a few embeddings at a time (the queries of a retrieval, the
+sentences of a reply the critic judges). Embedded one request at a time they pay the model's fixed
+cost per call again and again, on the event loop's thread. The batcher queues the requests, waits a
+few milliseconds for others, and embeds the distinct texts of all of them in one call of the model
+on its own worker thread (ONNX Runtime releases the GIL, so the event loop keeps serving HTTP).
+While the model runs, new requests queue up and make the next batch.
+
+A bounded LRU keyed by a hash of each text means a text is embedded once however often it is asked
+for. Bulk requests (indexing a document's passages) skip the cache, are cut into `max_batch`-sized
+parts and wait behind interactive ones, so a conversation's query is not stuck behind a corpus.
+
+The batcher is usable from any thread and any event loop: `embed()` blocks its caller, `aembed()`
+awaits. Its worker thread stops after a second idle and starts again on the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import itertools
+import queue
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from codi_agents.errors import RunError
+
+EmbedFunction = Callable[[list[str]], Any]
+"""Texts to vectors (one row per text); a Chroma embedding function qualifies."""
+
+WINDOW_SECONDS = 0.003
+"""How long the first request of a batch waits for others to join it."""
+MAX_BATCH = 64
+"""Texts per model call; larger requests are cut into parts of this size."""
+CACHE_TEXTS = 16384
+"""Vectors kept: about 25 MB of 384-d float32 vectors."""
+IDLE_SECONDS = 1.0
+"""The worker thread ends after this long without requests (and starts again on the next)."""
+_INTERACTIVE, _BULK = 0, 1
+
+
+class EmbeddingError(RunError):
+    """The embedding model failed on a batch; every request in that batch gets this error."""
+
+
+class _Job:
+    """One caller's request: its parts (a bulk request has several) and the future that gets the vectors."""
+
+    def __init__(self, parts: int) -> None:
+        self.future: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
+        self.results: list[np.ndarray | None] = [None] * parts
+        self.remaining = parts
+
+    def done(self, part: int, vectors: np.ndarray) -> None:
+        self.results[part] = vectors
+        self.remaining -= 1
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(np.concatenate([r for r in self.results if r is not None]))
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+@dataclass(order=True)
+class _Part:
+    priority: int
+    sequence: int
+    texts: list[str] = field(compare=False)
+    job: _Job = field(compare=False)
+    index: int = field(compare=False)
+
+
+class EmbeddingBatcher:
+    """Gathers embedding requests from many callers into batched model calls on one worker thread."""
+
+    def __init__(
+        self,
+        embed: EmbedFunction,
+        *,
+        window_seconds: float = WINDOW_SECONDS,
+        max_batch: int = MAX_BATCH,
+        cache_size: int = CACHE_TEXTS,
+        weak: bool = False,
+    ) -> None:
+        """`weak` holds `embed` by a weak reference, so a batcher kept beside its function does not keep it alive."""
+        self._model: Callable[[], EmbedFunction | None] = weakref.ref(embed) if weak else (lambda: embed)
+        self.window_seconds = window_seconds
+        self.max_batch = max(1, max_batch)
+        self.cache_size = cache_size
+        self.calls = 0
+        """Model calls made."""
+        self.embedded = 0
+        """Texts the model embedded."""
+        self.hits = 0
+        """Texts answered from the cache."""
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._queue: queue.PriorityQueue[_Part] = queue.PriorityQueue()
+        self._sequence = itertools.count()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, texts: Sequence[str], *, bulk: bool = False) -> concurrent.futures.Future[np.ndarray]:
+        """Queue `texts`; the future gets their vectors in order (one row each). Cached texts need no model call."""
+        texts = list(texts)
+        if not texts:
+            empty: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
+            empty.set_result(np.zeros((0, 0), dtype=np.float32))
+            return empty
+        if not bulk:
+            cached = self._cached(texts)
+            if cached is not None:
+                ready: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
+                ready.set_result(cached)
+                return ready
+        size = self.max_batch if bulk else max(len(texts), 1)
+        chunks = [texts[start : start + size] for start in range(0, len(texts), size)] or [[]]
+        job = _Job(len(chunks))
+        with self._lock:
+            for index, chunk in enumerate(chunks):
+                priority = _BULK if bulk else _INTERACTIVE
+                self._queue.put(_Part(priority, next(self._sequence), chunk, job, index))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="codi-embedding-batcher", daemon=True)
+                self._thread.start()
+        return job.future
+
+    def embed(self, texts: Sequence[str], *, bulk: bool = False) -> np.ndarray:
+        """The vectors of `texts`, blocking the calling thread until its batch has run."""
+        return self.submit(texts, bulk=bulk).result()
+
+    async def aembed(self, texts: Sequence[str], *, bulk: bool = False) -> np.ndarray:
+        """The vectors of `texts`, awaited: the event loop runs on while the batch is embedded."""
+        return await asyncio.wrap_future(self.submit(texts, bulk=bulk))
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """`embed(texts)`: the batcher is itself an embedding function."""
+        return self.embed(texts)
+
+    # -- the worker thread ---------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            batch = [first]
+            size = len(first.texts)
+            deadline = time.monotonic() + self.window_seconds
+            while size < self.max_batch:
+                remaining = deadline - time.monotonic()
+                try:
+                    part = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(part)
+                size += len(part.texts)
+            try:
+                self._run(batch)
+            except Exception as error:  # never leave a caller waiting on a thread that died
+                for part in batch:
+                    part.job.fail(EmbeddingError(f"Embedding a batch failed unexpectedly: {error!r}."))
+
+    def _run(self, batch: list[_Part]) -> None:
+        keys = {text: _key(text) for part in batch for text in part.texts}
+        vectors: dict[str, np.ndarray] = {}
+        with self._lock:
+            for part in batch:
+                if part.priority == _INTERACTIVE:
+                    for text in part.texts:
+                        found = self._cache.get(keys[text])
+                        if found is not None:
+                            self._cache.move_to_end(keys[text])
+                            vectors[text] = found
+        missing = [text for text in keys if text not in vectors]
+        try:
+            if missing:
+                model = self._model()
+                if model is None:
+                    raise RuntimeError("the embedding function was garbage-collected while requests were waiting")
+                fresh = np.asarray(model(missing), dtype=np.float32)
+                if fresh.ndim != 2 or fresh.shape[0] != len(missing):
+                    raise ValueError(f"it returned an array of shape {fresh.shape} for {len(missing)} texts")
+                vectors.update(zip(missing, fresh, strict=True))
+        except Exception as error:
+            failure = EmbeddingError(
+                f"The embedding model failed on a batch of {len(missing)} texts: {type(error).__name__}: {error}. "
+                "Check the embedding function (or its server); the conversations that needed it are retried "
+                "on resume."
+            )
+            failure.__cause__ = error
+            for part in batch:
+                part.job.fail(failure)
+            return
+        with self._lock:
+            self.calls += 1 if missing else 0
+            self.embedded += len(missing)
+            self.hits += sum(len(part.texts) for part in batch) - len(missing)
+            if self.cache_size > 0:
+                interactive = {text for part in batch if part.priority == _INTERACTIVE for text in part.texts}
+                for text in missing:
+                    if text in interactive:
+                        self._cache[keys[text]] = vectors[text]
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        for part in batch:
+            rows = [vectors[text] for text in part.texts]
+            part.job.done(part.index, np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32))
+
+    def _cached(self, texts: list[str]) -> np.ndarray | None:
+        """All of `texts` from the cache, or None when any is missing."""
+        if not texts or self.cache_size <= 0:
+            return None
+        with self._lock:
+            rows = [self._cache.get(_key(text)) for text in texts]
+            if any(row is None for row in rows):
+                return None
+            for text in texts:
+                self._cache.move_to_end(_key(text))
+            self.hits += len(texts)
+        return np.stack(rows)  # type: ignore[arg-type]
+
+
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+_batchers: weakref.WeakKeyDictionary[Any, EmbeddingBatcher] = weakref.WeakKeyDictionary()
+_batchers_lock = threading.Lock()
+
+
+def batcher_for(embed: EmbedFunction) -> EmbeddingBatcher:
+    """The batcher shared by everything that embeds with `embed` (the index and the critic): one per function."""
+    if isinstance(embed, EmbeddingBatcher):
+        return embed
+    with _batchers_lock:
+        try:
+            batcher = _batchers.get(embed)
+            if batcher is None:
+                batcher = _batchers[embed] = EmbeddingBatcher(embed, weak=True)
+        except TypeError:  # not weakly referenceable: a batcher of its own, not shared
+            return EmbeddingBatcher(embed)
+    return batcher
