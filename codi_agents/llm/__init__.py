@@ -1,1 +1,1 @@
-"""codi_agents.llm."""
+"""Talking to chat models: role models with retries and limits, failure handling, the embedded llama.cpp server."""

@@ -1,1 +1,1 @@
-"""codi_agents.retrieval."""
+"""Retrieval: the embedded embedding model, the embedding batcher, the Chroma passage index and its server."""

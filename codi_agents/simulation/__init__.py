@@ -1,1 +1,1 @@
-"""codi_agents.simulation."""
+"""One conversation: the LangGraph state, nodes, routers and wiring, the prompts, and the Session that runs them."""
