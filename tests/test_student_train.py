@@ -96,3 +96,35 @@ def test_a_few_lora_steps_change_the_output_and_training_resumes_from_the_checkp
     assert again.steps == 3
     info = json.loads((out / "codi_train.json").read_text())
     assert info["steps"] == 3 and info["base"]["gguf_file"].endswith(".gguf")
+
+
+def test_a_run_directory_is_exported_first_with_its_system_prompt_and_passages(tmp_path: Path) -> None:
+    from codi_agents import run
+    from codi_agents.testing import HashingEmbeddingFunction, scripted_models
+
+    corpus = Path(__file__).parent / "data" / "doc2dial_docs.jsonl"
+    run(corpus, tmp_path / "run", n=3, models=scripted_models(), embedding_function=HashingEmbeddingFunction())
+    rows = read_training_rows(tmp_path / "run", validation_ratio=0.5)
+    every = rows.train + rows.validation
+    assert every and rows.train and rows.validation
+    assert all(row["messages"][0]["role"] == "system" and "<passage id=" in row["messages"][0]["content"] for row in every)
+    assert not {document_key(r) for r in rows.train} & {document_key(r) for r in rows.validation}
+
+
+def test_an_unknown_model_name_is_a_clear_error() -> None:
+    from codi_agents import Settings
+    from codi_agents.student import open_student
+
+    with pytest.raises(UserError, match="neither `embedded`"):
+        open_student("no-such-model", Settings())
+
+
+@needs_train_extra
+def test_a_folder_without_a_model_cannot_be_loaded_and_says_so(tmp_path: Path) -> None:
+    from codi_agents import Settings
+    from codi_agents.errors import LocalModelError
+    from codi_agents.student import open_student
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LocalModelError, match="Cannot load"):
+        open_student(str(tmp_path / "empty"), Settings())
