@@ -41,6 +41,8 @@ from codi_agents.student import (
 from codi_agents.student._prompt import StudentPrompter
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+MAX_PASSAGES = 3
+"""Passages in a training system prompt (codi rows and human rows alike), so that conversations fit --max-length."""
 
 
 def main() -> None:  # noqa: PLR0915 (the steps of the comparison, in order)
@@ -48,7 +50,7 @@ def main() -> None:  # noqa: PLR0915 (the steps of the comparison, in order)
     parser.add_argument("--n", type=int, default=4, help="codi conversations to make and train on")
     parser.add_argument("--eval-limit", type=int, default=12, help="dev agent turns scored per student")
     parser.add_argument("--max-steps", type=int, default=6, help="optimizer steps per training (-1: one epoch)")
-    parser.add_argument("--max-length", type=int, default=768, help="tokens per training conversation")
+    parser.add_argument("--max-length", type=int, default=1024, help="tokens per training conversation")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--teacher-base-url")
     parser.add_argument("--teacher-model")
@@ -86,7 +88,7 @@ def main() -> None:  # noqa: PLR0915 (the steps of the comparison, in order)
     timings["codi run + export"] = time.perf_counter() - step
     assistant_turns = sum(_assistant_turns(row) for row in codi_rows)
     console.print(
-        f"accepted {len(codi_rows)} of {summary.get('conversations', '?')}; {assistant_turns} assistant turns"
+        f"accepted {len(codi_rows)} of {summary.get('finished', '?')}; {assistant_turns} assistant turns"
     )
 
     # 3. human conversations, same number of assistant turns, none about a dev document
@@ -141,7 +143,7 @@ def _export_rows(run_dir: Path, out: Path) -> list[dict[str, Any]]:
     """The run's accepted conversations as openai rows (none when it accepted none)."""
     if not (out / "train.jsonl").is_file():
         try:
-            export_run(run_dir, "openai", out, ExportOptions(), overwrite=True)
+            export_run(run_dir, "openai", out, ExportOptions(max_passages=MAX_PASSAGES), overwrite=True)
         except Exception as error:  # a run with no accepted conversations: reported, the rest still runs
             Console().print(f"[yellow]export: {error}[/]")
             return []
@@ -169,6 +171,7 @@ def _human_rows(path: Path, dev_docs: set[str], dev_convs: set[str], budget: int
             kept = turns[:budget]
             budget -= len(kept)
             passages = {p.id: p for turn in kept for p in prompter.retrieve(turn)}
+            passages = dict(list(passages.items())[:MAX_PASSAGES])
             last = kept[-1]
             messages = [*last.history, {"role": "user", "content": last.question},
                         {"role": "assistant", "content": last.references[0]}]  # fmt: skip

@@ -70,7 +70,7 @@ def test_training_template_marks_the_assistant_tokens_and_renders_like_the_origi
     encoded = tokenizer.apply_chat_template(
         messages, chat_template=template, return_assistant_tokens_mask=True, return_dict=True
     )
-    trained = tokenizer.decode([t for t, m in zip(encoded["input_ids"], encoded["assistant_masks"]) if m])
+    trained = tokenizer.decode([t for t, m in zip(encoded["input_ids"], encoded["assistant_masks"], strict=True) if m])
     assert trained == "Films are lent for one week.<|im_end|>Books are lent for three weeks.<|im_end|>"
 
 
