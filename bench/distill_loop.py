@@ -59,7 +59,7 @@ def main() -> None:  # noqa: PLR0915 (the steps of the comparison, in order)
     parser.add_argument("--out", type=Path, default=Path("bench_out/distill_loop"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=140)  # the table stays readable when the output goes to a file
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     dev_file = args.data / "conversations_doc2dial_dev_200.jsonl"
