@@ -34,11 +34,13 @@ def _register() -> None:
     """Add the commands; their modules import the heavy parts, so `codi --help` stays fast."""
     from codi_agents.cli import (
         _eval_critic_cmd,
+        _eval_student_cmd,
         _export_cmd,
         _report_cmd,
         _run_cmd,
         _simulate_cmd,
         _tasks_cmd,
+        _train_cmd,
     )
 
     app.command("simulate")(_simulate_cmd.simulate_command)
@@ -47,6 +49,8 @@ def _register() -> None:
     app.command("export")(_export_cmd.export_command)
     app.command("report")(_report_cmd.report_command)
     app.command("eval-critic")(_eval_critic_cmd.eval_critic_command)
+    app.command("eval-student")(_eval_student_cmd.eval_student_command)
+    app.command("train")(_train_cmd.train_command)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
