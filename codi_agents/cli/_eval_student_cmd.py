@@ -11,7 +11,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from codi_agents.cli._common import ApiKeyOption, BaseUrlOption, ConfigOption, ModelOption, settings_from_options
+from codi_agents.cli._common import (
+    ApiKeyOption,
+    BaseUrlOption,
+    ConfigOption,
+    ModelOption,
+    command_redactor,
+    endpoint_flags,
+)
+from codi_agents.config._resolve import resolve_settings
 from codi_agents.student import GroupScore, eval_student, summarize, summary_document, summary_figure, write_plot
 from codi_agents.student._eval import EvalOutcome
 
@@ -23,6 +31,7 @@ _CAPTION = (
 
 
 def eval_student_command(
+    ctx: typer.Context,
     model: Annotated[
         str,
         typer.Argument(
@@ -53,7 +62,10 @@ def eval_student_command(
     """Give the student what a deployed model gets (retrieved passages, history, the user's turn), and
     score its reply against the human one: overall, by turn position and by domain."""
     console = Console()
-    settings = settings_from_options(config, base_url, endpoint_model, api_key)
+    redactor = command_redactor(ctx)
+    redactor.add(api_key)
+    settings = resolve_settings(flags={"endpoint": endpoint_flags(base_url, endpoint_model, api_key)}, config=config)
+    redactor.add_settings(settings)
     with Progress(
         TextColumn("scoring turns"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
     ) as progress:

@@ -1,1 +1,1 @@
-"""What a conversation is made from: documents, their passages, personas and conversation-flow graphs (private modules)."""
+"""What a conversation is made from: documents, passages, personas and flow graphs (private modules)."""
