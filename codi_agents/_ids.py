@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Protocol
 
-from codi_agents.inputs._flows import FlowGraph
-from codi_agents.inputs._personas import Persona
+
+class JsonDumpable(Protocol):
+    """What an id is made from: a pydantic model (a persona, a flow), dumped as JSON-ready data."""
+
+    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
+
 
 CONVERSATION_ID_LENGTH = 20
 """Hex digits of a conversation id."""
@@ -23,7 +27,9 @@ def stable_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
-def conversation_id(task: str, doc_id: str, persona: Persona, flow: FlowGraph, seed: int, fingerprint: str) -> str:
+def conversation_id(
+    task: str, doc_id: str, persona: JsonDumpable, flow: JsonDumpable, seed: int, fingerprint: str
+) -> str:
     """Deterministic id: the same inputs and output-shaping settings always give the same id."""
     return stable_hash(
         {
