@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
@@ -39,6 +39,10 @@ from codi_agents.llm._models import ModelsArgument
 from codi_agents.rundir._layout import ERRORS_FILE
 from codi_agents.rundir._models import RunStatus, RunSummary
 from codi_agents.simulation._session import Session
+
+if TYPE_CHECKING:
+    from codi_agents.batch._cluster_run import ClusterRun
+    from codi_agents.distributed import WorkerInfo
 
 logger = logging.getLogger("codi_agents.batch")
 
@@ -91,8 +95,13 @@ class BatchRun:
         self._results: asyncio.Queue[Any] = asyncio.Queue(maxsize=config.concurrency)
         self._started = 0.0
         self._iterator: AsyncIterator[Conversation] | None = None
-        self._pending: Iterator[Planned] = iter(())
+        self._pending: Iterator[Planned[Any]] = iter(())
         """The planned conversations not yet on disk, shared by the workers."""
+        self._cluster: ClusterRun | None = None
+        if config.distributed:  # Ray workers simulate; this process plans and writes (`_cluster_run`)
+            from codi_agents.batch._cluster_run import ClusterRun
+
+            self._cluster = ClusterRun(config, embedding_function=embedding_function, models=models)
 
     def __aiter__(self) -> AsyncIterator[Conversation]:
         if self._iterator is None:
@@ -121,7 +130,12 @@ class BatchRun:
         """The corpus as read, once the plan is made."""
         return self._planned.corpus if self._planned is not None else None
 
-    def make_plan(self) -> Plan:
+    @property
+    def workers(self) -> list[WorkerInfo]:
+        """The live Ray workers of a run with workers, once started (process id, host); empty otherwise."""
+        return self._cluster.workers if self._cluster is not None else []
+
+    def make_plan(self) -> Plan[Any]:
         """Read the corpus and make the plan (once); nothing is written and no model is started."""
         return self._plan_once().plan
 
@@ -147,7 +161,10 @@ class BatchRun:
             session = await self._prepare()
             self._started = time.monotonic()
             self.progress.start(self.snapshot())
-            workers = [asyncio.create_task(self._worker(session)) for _ in range(self.config.concurrency)]
+            if self._cluster is not None:
+                workers = [asyncio.create_task(self._remote(self._cluster))]
+            else:
+                workers = [asyncio.create_task(self._worker(session)) for _ in range(self.config.concurrency)]
             tasks = [*workers, asyncio.create_task(self._report())]
             tasks.append(asyncio.create_task(self._supervise(workers)))
             while (item := await self._results.get()) is not _END:
@@ -176,11 +193,14 @@ class BatchRun:
 
     async def _prepare(self) -> Session:
         """Plan, lock and read back the run directory, open the session, write the manifest, start the writer."""
+        cluster = self._cluster
         prepared = await prepare_run(
             self._plan_once, self.out, config=self.config, dedup=self._dedup, models=self.models,
-            resume=self.resume, force=self.force,
+            resume=self.resume, force=self.force, before_open=cluster.before_open if cluster else None,
         )  # fmt: skip
         self._prepared = prepared
+        if cluster is not None:
+            await asyncio.to_thread(cluster.start, prepared)
         self._pending = (item for item in prepared.planned.plan if item.id not in prepared.done)
         if prepared.layout is not None and prepared.manifest is not None:
             write_manifest(prepared.layout, prepared.manifest, self.secrets)
@@ -203,7 +223,16 @@ class BatchRun:
                 await outcomes.finished(conversation)
                 await self._results.put(conversation)
 
-    async def _simulate(self, session: Session, item: Planned, outcomes: Outcomes) -> Conversation | None:
+    async def _remote(self, cluster: ClusterRun) -> None:
+        """The conversations done by Ray workers: index the corpus, then send the pending ones out."""
+        assert self._outcomes is not None and self._prepared is not None
+        await cluster.index(self._prepared.planned)
+        await cluster.simulate(
+            self._pending, self._outcomes, self._results.put, self._stop, self._count_unexpected,
+            lambda: self._fatal is not None,
+        )  # fmt: skip
+
+    async def _simulate(self, session: Session, item: Planned[Any], outcomes: Outcomes) -> Conversation | None:
         """One conversation, or None when it failed (logged) or the run must stop (the stop policy)."""
         try:
             passages = await self._document_passages(session, item.document)
@@ -218,19 +247,23 @@ class BatchRun:
             return None
         except Exception as error:
             await outcomes.failed(item, error)
-            self._consecutive_errors += 1
-            if self._consecutive_errors >= self.config.limits.max_consecutive_errors:
-                self._stop(
-                    RunError(
-                        f"{self._consecutive_errors} conversations in a row failed; the last with "
-                        f"{type(error).__name__}: {error}. See {ERRORS_FILE} in the output directory."
-                    )
-                )
+            self._count_unexpected(error)
             return None
-        self._consecutive_errors = 0
+        self._count_unexpected(None)
         if conversation.id != item.id:
             raise AssertionError(f"planned id {item.id} but the session made {conversation.id}")
         return conversation
+
+    def _count_unexpected(self, error: BaseException | None) -> None:
+        """Count unexpected errors in a row (None: a conversation finished); too many stop the run."""
+        self._consecutive_errors = 0 if error is None else self._consecutive_errors + 1
+        if error is not None and self._consecutive_errors >= self.config.limits.max_consecutive_errors:
+            self._stop(
+                RunError(
+                    f"{self._consecutive_errors} conversations in a row failed; the last with "
+                    f"{type(error).__name__}: {error}. See {ERRORS_FILE} in the output directory."
+                )
+            )
 
     async def _document_passages(self, session: Session, document: Document) -> list[Passage]:
         """Chunk and index a document once, however many conversations are about it."""
@@ -271,7 +304,10 @@ class BatchRun:
     def snapshot(self) -> Snapshot:
         """The run's counters now."""
         elapsed = time.monotonic() - self._started if self._started else 0.0
-        return run_snapshot(self._prepared, self._outcomes, in_flight=self._in_flight, elapsed=elapsed)
+        cluster = self._cluster
+        in_flight = len(cluster.in_flight) if cluster is not None else self._in_flight
+        remote = cluster.remote_snapshots() if cluster is not None else []
+        return run_snapshot(self._prepared, self._outcomes, in_flight=in_flight, elapsed=elapsed, remote=remote)
 
     def _finish(self, status: RunStatus, stopped_because: str | None) -> None:
         """Flush the records, write the summary and the manifest, stop the progress view, release the directory."""
@@ -286,10 +322,15 @@ class BatchRun:
                     prepared, self._outcomes, snapshot, self.config, status=status,
                     stopped_because=redact(stopped_because, self.secrets) if stopped_because else None,
                     secrets=self.secrets,
+                    remote=self._cluster.remote_snapshots() if self._cluster is not None else (),
                 )  # fmt: skip
                 self.summary = self.result.model_dump(mode="json")
         finally:
-            if prepared is not None:
-                prepared.planned.session.close()
-                if prepared.lock is not None:
+            try:
+                if prepared is not None:
+                    prepared.planned.session.close()
+                if self._cluster is not None:
+                    self._cluster.close()
+            finally:
+                if prepared is not None and prepared.lock is not None:
                     prepared.lock.release()
