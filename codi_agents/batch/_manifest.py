@@ -16,8 +16,8 @@ from typing import Any
 
 from codi_agents._ids import stable_hash
 from codi_agents._version import __version__
-from codi_agents.batch._streamed import RunCorpus
 from codi_agents.batch._plan import Plan
+from codi_agents.batch._streamed import RunCorpus
 from codi_agents.config._run_config import RunConfig
 from codi_agents.config._settings import ROLES
 from codi_agents.errors import RunDirectoryError

@@ -71,7 +71,7 @@ def run_command(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=1, help="Simulate in N Ray worker processes (a local cluster, or RAY_ADDRESS's)."),
+        typer.Option("--workers", min=1, help="Simulate in N Ray worker processes (local, or RAY_ADDRESS's cluster)."),
     ] = None,
     ray_address: Annotated[
         str | None,
