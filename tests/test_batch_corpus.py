@@ -11,7 +11,7 @@ import pytest
 from test_documents import minimal_pdf
 
 from codi_agents import Document, DocumentError
-from codi_agents.batch._corpus import read_corpus
+from codi_agents.corpora._eager import read_corpus
 
 DATA = Path(__file__).parent / "data"
 LIMIT = 100_000

@@ -18,7 +18,6 @@ from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
-from codi_agents.batch._corpus import read_corpus
 from codi_agents.batch._dedup import NearDuplicates, texts_of_record
 from codi_agents.batch._manifest import (
     ManifestParts,
@@ -32,6 +31,7 @@ from codi_agents.batch._streamed import RunCorpus, needs_stream, scan_for_run
 from codi_agents.batch._summary import Tally
 from codi_agents.config._run_config import RunConfig, settings_for_run
 from codi_agents.config._settings import Settings
+from codi_agents.corpora._eager import read_corpus
 from codi_agents.corpora._source import CorpusSource
 from codi_agents.errors import ConfigError
 from codi_agents.inputs._documents import Document

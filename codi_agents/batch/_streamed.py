@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codi_agents.batch._corpus import Corpus, Skipped
 from codi_agents.config._run_config import RunConfig
+from codi_agents.corpora._eager import Corpus, Skipped
 from codi_agents.corpora._open import detect_format, open_source
 from codi_agents.corpora._source import CorpusSource, DocRef, ScannedCorpus
 from codi_agents.inputs._documents import OversizePolicy
