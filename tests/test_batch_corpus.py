@@ -11,7 +11,7 @@ import pytest
 from test_documents import minimal_pdf
 
 from codi_agents import Document
-from codi_agents.batch._corpus import read_corpus
+from codi_agents.corpora._eager import read_corpus
 from codi_agents.errors import DocumentError
 
 DATA = Path(__file__).parent / "data"

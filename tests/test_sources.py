@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from codi_agents.batch._corpus import read_corpus
 from codi_agents.corpora import HuggingFaceSource, ParquetSource, open_source
+from codi_agents.corpora._eager import read_corpus
 from codi_agents.errors import ConfigError, DocumentError
 
 

@@ -21,7 +21,7 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from codi_agents.batch._progress import LogProgress, ProgressView
 from codi_agents.batch._runner import BatchRun
 from codi_agents.config._resolve import resolve_settings
-from codi_agents.config._run_config import RunConfig, load_run_config
+from codi_agents.config._run_config import RUN_KEYS, RunConfig, load_run_config
 from codi_agents.config._settings import Settings
 from codi_agents.inputs._documents import Document
 from codi_agents.llm._models import ModelsArgument
@@ -50,16 +50,18 @@ def iter_conversations(
     `corpus`: a JSONL file, a folder, a glob, or `Document`s. `out`: the run directory (None: write
     nothing, keep the index in memory). `config`: a config file (settings and run keys, see
     `codi_agents.config._run_config`), or a `RunConfig` already read with `load_run_config`; `n`,
-    `per_document`, `concurrency`, `seed` override a file's run keys. `models`/`embedding_function`
+    `per_document`, `concurrency`, `seed` and any other run key given by keyword (`workers=2`,
+    `corpus_text_column="body"`) override a file's run keys. `models`/`embedding_function`
     replace the configured ones (tests, custom clients); `settings` replaces the resolved settings;
     other keyword arguments are `Settings` fields (`critic={"model": "gpt-4o"}`), over the config
     file, `./codi.toml` and the environment. `secrets`: more strings to keep out of what the run
     writes (the settings' keys always are). After the loop, `.summary` holds the statistics.
     """
     run_overrides = {"n": n, "per_document": per_document, "concurrency": concurrency, "seed": seed}
+    run_overrides |= {key: overrides.pop(key) for key in list(overrides) if key in RUN_KEYS}
     if isinstance(config, RunConfig):
         if any(value is not None for value in run_overrides.values()):
-            raise TypeError("n, per_document, concurrency and seed override a file: give them to load_run_config")
+            raise TypeError("run keys (n, workers, ...) override a file: give them to load_run_config")
         run_config = config
     else:
         run_config = load_run_config(config, **run_overrides)

@@ -19,16 +19,24 @@ from codi_agents.batch._prepare import PreparedRun, session_endpoints
 from codi_agents.batch._progress import Snapshot
 from codi_agents.batch._summary import Tally, build_summary, document_counts
 from codi_agents.config._run_config import RunConfig
+from codi_agents.llm._limits import EndpointSnapshot
 from codi_agents.rundir._files import dump_json, write_atomic
 from codi_agents.rundir._layout import RunLayout
 from codi_agents.rundir._models import RequestCounts, RunManifest, RunStatus, RunSummary
 
 
 def run_snapshot(
-    prepared: PreparedRun | None, outcomes: Outcomes | None, *, in_flight: int, elapsed: float
+    prepared: PreparedRun | None,
+    outcomes: Outcomes | None,
+    *,
+    in_flight: int,
+    elapsed: float,
+    remote: Sequence[EndpointSnapshot] = (),
 ) -> Snapshot:
-    """The counters of a run (all zero before it is prepared); requests come from the endpoints' snapshots."""
+    """The counters of a run (all zero before it is prepared); requests come from the endpoints' snapshots,
+    this process's and `remote` (the workers' endpoints, in a run with Ray workers)."""
     endpoints = [e.snapshot() for e in session_endpoints(prepared.planned.session)] if prepared else []
+    endpoints += remote
     tally = outcomes.tally if outcomes is not None else Tally()
     return Snapshot(
         planned=len(prepared.planned.plan) if prepared is not None else 0,
@@ -61,9 +69,11 @@ def finish_files(
     status: RunStatus,
     stopped_because: str | None,
     secrets: Sequence[str],
+    remote: Sequence[EndpointSnapshot] = (),
 ) -> RunSummary:
     """Build the run's summary from the tally; write it and the manifest of the ended session."""
     endpoints = [endpoint.snapshot() for endpoint in session_endpoints(prepared.planned.session)]
+    endpoints += remote
     earlier = prepared.manifest.sessions[:-1] if prepared.manifest is not None else []
     summary = build_summary(
         outcomes.tally,

@@ -16,8 +16,8 @@ from typing import Any
 
 from codi_agents._ids import stable_hash
 from codi_agents._version import __version__
-from codi_agents.batch._corpus import Corpus
 from codi_agents.batch._plan import Plan
+from codi_agents.batch._streamed import RunCorpus
 from codi_agents.config._run_config import RunConfig
 from codi_agents.config._settings import ROLES
 from codi_agents.errors import RunDirectoryError
@@ -38,7 +38,7 @@ MAX_LISTED_CHANGES = 8
 
 
 def run_inputs(
-    plan: Plan, corpus: Corpus, task: Task, session: Session, config: RunConfig, embedding: str
+    plan: Plan[Any], corpus: RunCorpus, task: Task, session: Session, config: RunConfig, embedding: str
 ) -> dict[str, Any]:
     """Everything the run's fingerprint covers, by part, so that a refusal can say which part changed."""
     return {
@@ -145,8 +145,8 @@ class ManifestParts:
     """What the manifest of a session records, gathered by the run's preparation."""
 
     inputs: Mapping[str, Any]
-    plan: Plan
-    corpus: Corpus
+    plan: Plan[Any]
+    corpus: RunCorpus
     config: RunConfig
     session: Session
     instances: ModelsArgument

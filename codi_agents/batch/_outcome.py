@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from codi_agents._record import Conversation
 from codi_agents._security import redact
@@ -92,8 +92,9 @@ class Outcomes:
         self.tally.add_conversation(conversation)
         await self._append("accepted" if conversation.accepted else "rejected", conversation.model_dump_json())
 
-    async def failed(self, item: Planned, error: BaseException) -> None:
-        """Log a conversation that could not finish to `errors.jsonl`; a resume redoes it."""
+    async def failed(self, item: Planned[Any], error: BaseException, *, name: str | None = None) -> None:
+        """Log a conversation that could not finish to `errors.jsonl`; a resume redoes it. `name`: the error's
+        type when it was raised in a worker process (`error` then carries its message)."""
         self.errors += 1
         message = redact(str(error), self.secrets)
         logger.warning("conversation %s (%s) failed: %s", item.id, item.document.id, message)
@@ -104,7 +105,7 @@ class Outcomes:
             "persona": item.persona.name,
             "flow": item.flow.name,
             "seed": item.seed,
-            "error": type(error).__name__,
+            "error": name or type(error).__name__,
             "message": message,
             "at": datetime.now(UTC).isoformat(),
         }

@@ -12,10 +12,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from codi_agents._ids import conversation_id, stable_hash
-from codi_agents.inputs._documents import Document
 from codi_agents.inputs._flows import FlowGraph, load_flow
 from codi_agents.inputs._personas import Persona, available_personas, load_persona
 from codi_agents.tasks._base import Task
@@ -24,26 +23,36 @@ SEED_SPACE = 2**31
 T = TypeVar("T")
 
 
+class Named(Protocol):
+    """What the plan needs of a document: its id (a `Document`, or a `DocRef` into a streamed corpus)."""
+
+    @property
+    def id(self) -> str: ...
+
+
+D = TypeVar("D", bound=Named)
+
+
 @dataclass(frozen=True)
-class Planned:
-    """One conversation to simulate."""
+class Planned(Generic[D]):
+    """One conversation to simulate (about a `Document`, or a `DocRef` a worker reads)."""
 
     number: int
     """Position in the plan, from 0."""
     id: str
     """The conversation id `Session.simulate` will give it."""
-    document: Document
+    document: D
     persona: Persona
     flow: FlowGraph
     seed: int
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(Generic[D]):
     """A deterministic, lazily enumerated list of `total` conversations."""
 
     task: str
-    documents: Sequence[Document]
+    documents: Sequence[D]
     personas: Sequence[tuple[Persona, float]]
     flows: Sequence[tuple[FlowGraph, float]]
     seed: int
@@ -58,10 +67,10 @@ class Plan:
     def __len__(self) -> int:
         return self.total
 
-    def __iter__(self) -> Iterator[Planned]:
+    def __iter__(self) -> Iterator[Planned[D]]:
         return (self.item(number) for number in range(self.total))
 
-    def item(self, number: int) -> Planned:
+    def item(self, number: int) -> Planned[D]:
         """The `number`-th conversation of the plan."""
         count = len(self.documents)
         document = self.documents[number % count]
@@ -80,7 +89,7 @@ class Plan:
         )
 
 
-def ordered_documents(documents: Sequence[Document], *, shuffle: bool, seed: int) -> list[Document]:
+def ordered_documents(documents: Sequence[T], *, shuffle: bool, seed: int) -> list[T]:
     """The documents in file order, or in an order fixed by the seed."""
     ordered = list(documents)
     if shuffle:

@@ -18,7 +18,6 @@ from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
-from codi_agents.batch._corpus import Corpus, read_corpus
 from codi_agents.batch._dedup import NearDuplicates, texts_of_record
 from codi_agents.batch._manifest import (
     ManifestParts,
@@ -28,9 +27,12 @@ from codi_agents.batch._manifest import (
     session_ended,
 )
 from codi_agents.batch._plan import Plan, ordered_documents, weighted_flows, weighted_personas
+from codi_agents.batch._streamed import RunCorpus, needs_stream, scan_for_run
 from codi_agents.batch._summary import Tally
 from codi_agents.config._run_config import RunConfig, settings_for_run
 from codi_agents.config._settings import Settings
+from codi_agents.corpora._eager import read_corpus
+from codi_agents.corpora._source import CorpusSource
 from codi_agents.errors import ConfigError
 from codi_agents.inputs._documents import Document
 from codi_agents.llm._calls import Endpoint
@@ -50,11 +52,14 @@ logger = logging.getLogger("codi_agents.batch")
 class RunPlan:
     """A run's plan and the session that will carry it out (not opened yet)."""
 
-    plan: Plan
-    corpus: Corpus
+    plan: Plan[Any]
+    """Over `Document`s, or over `DocRef`s into `source` (a run with workers)."""
+    corpus: RunCorpus
     session: Session
     inputs: dict[str, Any]
     """What the run's fingerprint covers, by part."""
+    source: CorpusSource | None = None
+    """The streamed corpus the plan's references point into (workers read from it)."""
 
 
 @dataclass
@@ -84,8 +89,18 @@ def plan_run(
     models: ModelsArgument,
     embedding_function: EmbeddingFunction[Documents] | None,
 ) -> RunPlan:
-    """Read the corpus and make the plan; nothing is written and no model is started."""
-    read = read_corpus(corpus, max_bytes=settings.max_document_bytes, oversize=settings.oversize)
+    """Read the corpus and make the plan; nothing is written and no model is started.
+
+    A run with workers plans from references into the streamed corpus; see `batch._streamed`."""
+    max_bytes, oversize = settings.max_document_bytes, settings.oversize
+    read: RunCorpus
+    source: CorpusSource | None = None
+    if isinstance(corpus, str | Path) and (config.distributed or needs_stream(corpus)):
+        read, source = scan_for_run(
+            corpus, config, references=config.distributed, max_bytes=max_bytes, oversize=oversize
+        )
+    else:
+        read = read_corpus(corpus, max_bytes=max_bytes, oversize=oversize)
     task = get_task(settings.task)
     personas = weighted_personas(config.personas, task)
     flows = weighted_flows(config.flows, task, settings.flow)
@@ -109,7 +124,7 @@ def plan_run(
         fingerprint=session.fingerprint,
     )
     embedding = getattr(embedding_function, "name", lambda: type(embedding_function).__name__)()
-    return RunPlan(plan, read, session, run_inputs(plan, read, task, session, config, embedding))
+    return RunPlan(plan, read, session, run_inputs(plan, read, task, session, config, embedding), source)
 
 
 async def prepare_run(
@@ -121,10 +136,12 @@ async def prepare_run(
     models: ModelsArgument,
     resume: bool,
     force: bool,
+    before_open: Callable[[RunPlan, RunLayout | None], None] | None = None,
 ) -> PreparedRun:
     """Lock the run directory, plan, check the directory and read back what is done, open the session, make
     the manifest. The lock comes first, so a second run on a directory stops at once; on failure nothing is
-    left held or open."""
+    left held or open. `before_open` runs once the directory is ready, before the session opens (a run with
+    workers starts its Chroma server there)."""
     layout = RunLayout(out) if out is not None else None
     lock = None
     if layout is not None:
@@ -142,6 +159,8 @@ async def prepare_run(
             if previous is not None and not force:
                 check_fingerprint(previous, planned.inputs, layout.root)
             _read_back(prepared, layout, dedup)
+        if before_open is not None:
+            await asyncio.to_thread(before_open, planned, layout)
         await asyncio.to_thread(planned.session.open)
         endpoints = session_endpoints(planned.session)
         if layout is not None:

@@ -1,10 +1,10 @@
 """The batch runner: a corpus in, a run directory of conversations out; concurrent, durable, resumable.
 
-`BatchRun` simulates the planned conversations with K in flight (asyncio; within a conversation
-turns are sequential, across conversations nothing waits on anything else; requests per endpoint
-have their own bound in `calls.py`). This module holds the workers, their supervision and the stop
-policy; preparing the run (`_prepare`), what becomes of each conversation (`_outcome`) and the
-statistics (`_summary`) have their own modules. An endpoint that is down stops the run early with
+`BatchRun` simulates the planned conversations with K in flight: in this process (`_local`, asyncio
+workers sharing one Session) or on Ray workers (`_cluster_run`, with `workers`/`ray_address`). This
+module holds their supervision and the stop policy; preparing the run (`_prepare`), what becomes of
+each conversation (`_outcome`, written by this process in both cases) and the statistics (`_summary`)
+have their own modules. An endpoint that is down stops the run early with
 what the server answered; Ctrl-C abandons what is in flight (a resume redoes it).
 """
 
@@ -15,29 +15,33 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents._record import Conversation
 from codi_agents._security import redact
 from codi_agents.batch._collector import COLLECTOR
-from codi_agents.batch._corpus import Corpus
 from codi_agents.batch._dedup import NearDuplicates
 from codi_agents.batch._ending import finish_files, run_snapshot, write_manifest
+from codi_agents.batch._local import LocalSimulation
 from codi_agents.batch._outcome import Outcomes, raise_without_secrets
 from codi_agents.batch._plan import Plan, Planned
 from codi_agents.batch._prepare import PreparedRun, RunPlan, plan_run, prepare_run
 from codi_agents.batch._progress import NoProgress, ProgressView, Snapshot
+from codi_agents.batch._streamed import RunCorpus
 from codi_agents.config._run_config import RunConfig
 from codi_agents.config._settings import Settings
-from codi_agents.errors import CodiError, EndpointDownError, LocalModelError, RunError, ServerUnavailableError
+from codi_agents.errors import RunError
 from codi_agents.inputs._documents import Document
-from codi_agents.inputs._passages import Passage
 from codi_agents.llm._models import ModelsArgument
 from codi_agents.rundir._layout import ERRORS_FILE
 from codi_agents.rundir._models import RunStatus, RunSummary
 from codi_agents.simulation._session import Session
+
+if TYPE_CHECKING:
+    from codi_agents.batch._cluster_run import ClusterRun
+    from codi_agents.distributed import WorkerInfo
 
 logger = logging.getLogger("codi_agents.batch")
 
@@ -83,15 +87,19 @@ class BatchRun:
         self._prepared: PreparedRun | None = None
         self._outcomes: Outcomes | None = None
         self._dedup = NearDuplicates(config.dedup)  # a bad [dedup] table fails here, before anything runs
-        self._in_flight = 0
+        self._local: LocalSimulation | None = None
         self._consecutive_errors = 0
         self._fatal: BaseException | None = None
-        self._passages: dict[str, asyncio.Future[list[Passage]]] = {}
         self._results: asyncio.Queue[Any] = asyncio.Queue(maxsize=config.concurrency)
         self._started = 0.0
         self._iterator: AsyncIterator[Conversation] | None = None
-        self._pending: Iterator[Planned] = iter(())
+        self._pending: Iterator[Planned[Any]] = iter(())
         """The planned conversations not yet on disk, shared by the workers."""
+        self._cluster: ClusterRun | None = None
+        if config.distributed:  # Ray workers simulate; this process plans and writes (`_cluster_run`)
+            from codi_agents.batch._cluster_run import ClusterRun
+
+            self._cluster = ClusterRun(config, embedding_function=embedding_function, models=models)
 
     def __aiter__(self) -> AsyncIterator[Conversation]:
         if self._iterator is None:
@@ -106,7 +114,7 @@ class BatchRun:
             await self._iterator.aclose()  # type: ignore[attr-defined]
 
     @property
-    def plan(self) -> Plan | None:
+    def plan(self) -> Plan[Any] | None:
         """The plan, once made."""
         return self._planned.plan if self._planned is not None else None
 
@@ -116,11 +124,16 @@ class BatchRun:
         return self._planned.session if self._planned is not None else None
 
     @property
-    def corpus(self) -> Corpus | None:
+    def corpus(self) -> RunCorpus | None:
         """The corpus as read, once the plan is made."""
         return self._planned.corpus if self._planned is not None else None
 
-    def make_plan(self) -> Plan:
+    @property
+    def workers(self) -> list[WorkerInfo]:
+        """The live Ray workers of a run with workers, once started (process id, host); empty otherwise."""
+        return self._cluster.workers if self._cluster is not None else []
+
+    def make_plan(self) -> Plan[Any]:
         """Read the corpus and make the plan (once); nothing is written and no model is started."""
         return self._plan_once().plan
 
@@ -146,7 +159,15 @@ class BatchRun:
             session = await self._prepare()
             self._started = time.monotonic()
             self.progress.start(self.snapshot())
-            workers = [asyncio.create_task(self._worker(session)) for _ in range(self.config.concurrency)]
+            if self._cluster is not None:
+                workers = [asyncio.create_task(self._remote(self._cluster))]
+            else:
+                assert self._outcomes is not None
+                self._local = LocalSimulation(
+                    session, self._outcomes, self._pending, deliver=self._results.put, stop=self._stop,
+                    unexpected=self._count_unexpected, stopped=lambda: self._fatal is not None,
+                )  # fmt: skip
+                workers = [asyncio.create_task(self._local.worker()) for _ in range(self.config.concurrency)]
             tasks = [*workers, asyncio.create_task(self._report())]
             tasks.append(asyncio.create_task(self._supervise(workers)))
             while (item := await self._results.get()) is not _END:
@@ -175,69 +196,39 @@ class BatchRun:
 
     async def _prepare(self) -> Session:
         """Plan, lock and read back the run directory, open the session, write the manifest, start the writer."""
+        cluster = self._cluster
         prepared = await prepare_run(
             self._plan_once, self.out, config=self.config, dedup=self._dedup, models=self.models,
-            resume=self.resume, force=self.force,
+            resume=self.resume, force=self.force, before_open=cluster.before_open if cluster else None,
         )  # fmt: skip
         self._prepared = prepared
+        if cluster is not None:
+            await asyncio.to_thread(cluster.start, prepared)
         self._pending = (item for item in prepared.planned.plan if item.id not in prepared.done)
         if prepared.layout is not None and prepared.manifest is not None:
             write_manifest(prepared.layout, prepared.manifest, self.secrets)
         self._outcomes = Outcomes.of_run(prepared, self._dedup, secrets=self.secrets, stop=self._stop)
         return prepared.planned.session
 
-    async def _worker(self, session: Session) -> None:
-        outcomes = self._outcomes
-        assert outcomes is not None
-        while self._fatal is None:
-            item = next(self._pending, None)
-            if item is None:
-                return
-            self._in_flight += 1
-            try:
-                conversation = await self._simulate(session, item, outcomes)
-            finally:
-                self._in_flight -= 1
-            if conversation is not None:
-                await outcomes.finished(conversation)
-                await self._results.put(conversation)
+    async def _remote(self, cluster: ClusterRun) -> None:
+        """The conversations done by Ray workers: index the corpus, then send the pending ones out."""
+        assert self._outcomes is not None and self._prepared is not None
+        await cluster.index(self._prepared.planned)
+        await cluster.simulate(
+            self._pending, self._outcomes, self._results.put, self._stop, self._count_unexpected,
+            lambda: self._fatal is not None,
+        )  # fmt: skip
 
-    async def _simulate(self, session: Session, item: Planned, outcomes: Outcomes) -> Conversation | None:
-        """One conversation, or None when it failed (logged) or the run must stop (the stop policy)."""
-        try:
-            passages = await self._document_passages(session, item.document)
-            conversation = await session.simulate(
-                item.document, item.persona, item.flow, seed=item.seed, passages=passages
-            )
-        except (EndpointDownError, LocalModelError) as error:
-            self._stop(error)
-            return None
-        except (ServerUnavailableError, RunError, CodiError) as error:  # this conversation only
-            await outcomes.failed(item, error)
-            return None
-        except Exception as error:
-            await outcomes.failed(item, error)
-            self._consecutive_errors += 1
-            if self._consecutive_errors >= self.config.limits.max_consecutive_errors:
-                self._stop(
-                    RunError(
-                        f"{self._consecutive_errors} conversations in a row failed; the last with "
-                        f"{type(error).__name__}: {error}. See {ERRORS_FILE} in the output directory."
-                    )
+    def _count_unexpected(self, error: BaseException | None) -> None:
+        """Count unexpected errors in a row (None: a conversation finished); too many stop the run."""
+        self._consecutive_errors = 0 if error is None else self._consecutive_errors + 1
+        if error is not None and self._consecutive_errors >= self.config.limits.max_consecutive_errors:
+            self._stop(
+                RunError(
+                    f"{self._consecutive_errors} conversations in a row failed; the last with "
+                    f"{type(error).__name__}: {error}. See {ERRORS_FILE} in the output directory."
                 )
-            return None
-        self._consecutive_errors = 0
-        if conversation.id != item.id:
-            raise AssertionError(f"planned id {item.id} but the session made {conversation.id}")
-        return conversation
-
-    async def _document_passages(self, session: Session, document: Document) -> list[Passage]:
-        """Chunk and index a document once, however many conversations are about it."""
-        future = self._passages.get(document.id)
-        if future is None:
-            future = asyncio.ensure_future(asyncio.to_thread(session.prepare, document))
-            self._passages[document.id] = future
-        return await asyncio.shield(future)
+            )
 
     def _stop(self, error: BaseException) -> None:
         if self._fatal is None:
@@ -270,7 +261,10 @@ class BatchRun:
     def snapshot(self) -> Snapshot:
         """The run's counters now."""
         elapsed = time.monotonic() - self._started if self._started else 0.0
-        return run_snapshot(self._prepared, self._outcomes, in_flight=self._in_flight, elapsed=elapsed)
+        cluster = self._cluster
+        in_flight = len(cluster.in_flight) if cluster is not None else self._local.in_flight if self._local else 0
+        remote = cluster.remote_snapshots() if cluster is not None else []
+        return run_snapshot(self._prepared, self._outcomes, in_flight=in_flight, elapsed=elapsed, remote=remote)
 
     def _finish(self, status: RunStatus, stopped_because: str | None) -> None:
         """Flush the records, write the summary and the manifest, stop the progress view, release the directory."""
@@ -285,10 +279,15 @@ class BatchRun:
                     prepared, self._outcomes, snapshot, self.config, status=status,
                     stopped_because=redact(stopped_because, self.secrets) if stopped_because else None,
                     secrets=self.secrets,
+                    remote=self._cluster.remote_snapshots() if self._cluster is not None else (),
                 )  # fmt: skip
                 self.summary = self.result.model_dump(mode="json")
         finally:
-            if prepared is not None:
-                prepared.planned.session.close()
-                if prepared.lock is not None:
+            try:
+                if prepared is not None:
+                    prepared.planned.session.close()
+                if self._cluster is not None:
+                    self._cluster.close()
+            finally:
+                if prepared is not None and prepared.lock is not None:
                     prepared.lock.release()

@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from codi_agents._record import Conversation
-from codi_agents.batch._corpus import Corpus
+from codi_agents.batch._streamed import RunCorpus
 from codi_agents.config._run_config import Price
 from codi_agents.rundir._groups import AcceptanceByGroup
 from codi_agents.rundir._models import (
@@ -236,7 +236,7 @@ def summary_tables(summary: RunSummary | Mapping[str, Any]) -> list[Table]:
     return tables
 
 
-def document_counts(corpus: Corpus) -> DocumentCounts:
+def document_counts(corpus: RunCorpus) -> DocumentCounts:
     """What happened to the corpus's documents; the lists are capped at `MAX_LISTED_SKIPS`."""
     return DocumentCounts(
         used=len(corpus.documents),

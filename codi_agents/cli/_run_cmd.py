@@ -35,7 +35,11 @@ from codi_agents.rundir._layout import ERRORS_FILE
 def run_command(
     ctx: typer.Context,
     corpus: Annotated[
-        str, typer.Argument(help="A .jsonl file of {id, title, text}, a folder of .txt/.md/.html/.pdf, or a glob.")
+        str,
+        typer.Argument(
+            help="A .jsonl file of {id, title, text}, a folder of .txt/.md/.html/.pdf, a glob, Parquet shards "
+            "(a file, folder or glob) or a Hugging Face dataset saved with save_to_disk."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Run directory: records, manifest, summary, index.")],
     config: ConfigOption = None,
@@ -65,6 +69,32 @@ def run_command(
         UserMode | None,
         typer.Option("--user-mode", help="reader: the user sees the document; seeker: only its opening."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Simulate in N Ray worker processes (local, or RAY_ADDRESS's cluster)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Join this Ray cluster: host:port, ray://host:10001, or auto."),
+    ] = None,
+    worker_cpus: Annotated[
+        float | None, typer.Option("--worker-cpus", min=0.01, help="CPUs Ray reserves per worker (default 1).")
+    ] = None,
+    worker_memory: Annotated[
+        str | None, typer.Option("--worker-memory", help="Memory Ray reserves per worker, e.g. 2GB.")
+    ] = None,
+    corpus_id_column: Annotated[
+        str | None, typer.Option("--corpus-id-column", help="Id column of a Parquet/Hugging Face corpus (id).")
+    ] = None,
+    corpus_text_column: Annotated[
+        str | None, typer.Option("--corpus-text-column", help="Text column of a Parquet/Hugging Face corpus (text).")
+    ] = None,
+    corpus_title_column: Annotated[
+        str | None, typer.Option("--corpus-title-column", help="Title column of a Parquet/Hugging Face corpus.")
+    ] = None,
+    corpus_split: Annotated[
+        str | None, typer.Option("--corpus-split", help="Split of a saved Hugging Face DatasetDict, e.g. train.")
+    ] = None,
     calibration: CalibrationOption = None,
     base_url: BaseUrlOption = None,
     model: ModelOption = None,
@@ -75,8 +105,11 @@ def run_command(
     redactor.add(api_key)
     dedup: dict[str, Any] | None = {"drop": "conversations"} if drop_near_duplicates else None
     run_config = load_run_config(
-        config, n=n, per_document=per_document, concurrency=concurrency, seed=seed, dedup=dedup
-    )
+        config, n=n, per_document=per_document, concurrency=concurrency, seed=seed, dedup=dedup,
+        workers=workers, ray_address=ray_address, worker_cpus=worker_cpus, worker_memory=worker_memory,
+        corpus_id_column=corpus_id_column, corpus_text_column=corpus_text_column,
+        corpus_title_column=corpus_title_column, corpus_split=corpus_split,
+    )  # fmt: skip
     err = Console(stderr=True)
     batch = iter_conversations(
         corpus,
@@ -93,7 +126,7 @@ def run_command(
     )
     redactor.add_settings(batch.settings)
     if dry_run:
-        _show_plan(batch, Console())
+        _show_plan(batch, Console(), out)
         return
     try:
         with _log_to(err):
@@ -137,8 +170,8 @@ async def _drain(batch: BatchRun) -> None:
             pass
 
 
-def _show_plan(batch: BatchRun, console: Console) -> None:
-    """What the run would do: counts per persona and flow, the documents, the first ids."""
+def _show_plan(batch: BatchRun, console: Console, out: Path) -> None:
+    """What the run would do: counts per persona and flow, the documents, the first ids, where workers go."""
     from collections import Counter
 
     from rich.table import Table
@@ -163,3 +196,7 @@ def _show_plan(batch: BatchRun, console: Console) -> None:
     console.print("flows: " + ", ".join(f"{name} {count}" for name, count in flows.most_common()))
     skipped = f"{len(corpus.skipped)} skipped" + (f" (e.g. {corpus.skipped[0].source})" if corpus.skipped else "")
     console.print(f"documents: {len(corpus.documents)} used, {skipped}, {len(corpus.duplicates)} exact duplicates")
+    if batch.config.distributed:
+        from codi_agents.batch._cluster_run import placement
+
+        console.print(placement(batch.config, batch.settings, str(out)))

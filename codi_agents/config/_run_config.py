@@ -3,7 +3,9 @@
 A config file holds settings (any `Settings` field, as in `codi.toml`: at the top level, or in a
 `[settings]` table; a field in one place only) and run keys: `n`, `per_document`,
 `concurrency`, `shuffle_documents`, `[personas]`, `[flows]`, `[prices]`, `[dedup]`, `[limits]`.
-`codi run` uses both; `codi simulate` and `codi eval-critic` use the settings and ignore the run
+`workers`, `ray_address`, `worker_cpus`, `worker_memory` (a Ray cluster, see docs/cluster.md) and
+`corpus_id_column`, `corpus_text_column`, `corpus_title_column`, `corpus_split` (Parquet and saved Hugging
+Face corpora). `codi run` uses both; `codi simulate` and `codi eval-critic` use the settings and ignore the run
 keys. A top-level `seed` is the seed of what the command makes: the plan's in a run, the
 conversation's in `simulate` (`[settings] seed` sets only the latter). So a `codi.toml` is a run
 config without run keys, and a run config works as a settings file.
@@ -37,7 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from codi_agents.config._settings import Role, Settings
 from codi_agents.errors import ConfigError
@@ -116,12 +118,36 @@ class RunConfig(BaseModel):
     prices: dict[Role, Price] = Field(default_factory=dict, description="Per role, for the cost estimate.")
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     limits: Limits = Field(default_factory=Limits)
+    corpus_id_column: str = Field(default="id", min_length=1, description="Id column of a Parquet/HF corpus.")
+    corpus_text_column: str = Field(default="text", min_length=1, description="Text column of a Parquet/HF corpus.")
+    corpus_title_column: str | None = Field(default=None, description="Title column of a Parquet/HF corpus.")
+    corpus_split: str | None = Field(default=None, description="Split of a saved Hugging Face DatasetDict.")
+    workers: int | None = Field(
+        default=None, ge=1, le=4096, description="Ray worker processes; unset (and no ray_address): one process."
+    )
+    ray_address: str | None = Field(
+        default=None, description="A Ray cluster to join (host:port, ray://host:port, auto); unset: a local one."
+    )
+    worker_cpus: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each worker.")
+    worker_memory: int | None = Field(
+        default=None, gt=0, description="Memory Ray reserves for each worker: bytes, or a size such as `2GB`."
+    )
     _source: str = PrivateAttr(default="run config")
 
     @property
     def source(self) -> str:
         """Where the config came from, for messages: the file's path, or `run config`."""
         return self._source
+
+    @property
+    def distributed(self) -> bool:
+        """True when the run's conversations are simulated by Ray workers (`workers` or `ray_address` set)."""
+        return self.workers is not None or self.ray_address is not None
+
+    @field_validator("worker_memory", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -145,6 +171,23 @@ class RunConfig(BaseModel):
         """The config as written to the manifest: no `[settings]` table (it may hold keys; the manifest
         records the resolved, key-free settings instead)."""
         return self.model_dump(mode="json", exclude={"settings"})
+
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `2GB`, `512MiB`, `1.5G` or `1000000` (binary units: 1 GB = 2**30 bytes, as Ray reports them)."""
+    cleaned = text.strip().upper().replace(" ", "").removesuffix("IB").removesuffix("B")
+    number = cleaned.rstrip("KMGT")
+    unit = cleaned[len(number) :]
+    try:
+        size = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        raise ValueError(f"{text!r} is not a size; write bytes or e.g. 512MB, 2GB") from None
+    if size < 1:
+        raise ValueError(f"{text!r}: a size must be at least 1 byte")
+    return int(size)
 
 
 RUN_KEYS = frozenset(RunConfig.model_fields) - {"settings"}

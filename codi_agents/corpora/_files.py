@@ -1,7 +1,7 @@
 """JSONL files and folders of documents as a streamed corpus.
 
 The files are the ones `read_corpus` reads (a file, a folder without hidden entries, or a glob),
-in the same order, and each record or file goes through the same rules (`batch._corpus`): a JSONL
+in the same order, and each record or file goes through the same rules (`corpora._eager`): a JSONL
 record is remembered by the byte offset of its line, any other file by its index.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from codi_agents.batch._corpus import (
+from codi_agents.corpora._eager import (
     _GLOB_CHARACTERS,
     JSON_OVERHEAD_FACTOR,
     JSONL_SUFFIXES,

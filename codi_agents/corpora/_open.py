@@ -33,7 +33,7 @@ def open_source(
     `.parquet` file, a glob ending in `.parquet` or a folder holding `.parquet` files, and JSONL or
     document files otherwise. Columns apply to tables only; a JSONL record keeps `{id, title, text}`.
     """
-    chosen = _detect(Path(spec)) if corpus_format == "auto" else corpus_format
+    chosen = detect_format(Path(spec)) if corpus_format == "auto" else corpus_format
     if chosen != "huggingface" and split is not None:
         raise ConfigError(f"corpus_split applies to a saved Hugging Face dataset; {spec} is read as {chosen}.")
     if chosen == "files":
@@ -44,7 +44,7 @@ def open_source(
     return HuggingFaceSource(spec, split=split, max_bytes=max_bytes, oversize=oversize, **columns)
 
 
-def _detect(path: Path) -> CorpusFormat:
+def detect_format(path: Path) -> CorpusFormat:
     if path.is_dir():
         if any((path / marker).is_file() for marker in HF_MARKERS):
             return "huggingface"

@@ -4,7 +4,7 @@
 byte offset), and keeps only a small `DocRef` per usable document: its id, its shard and its position.
 Texts are dropped as soon as they are hashed, so planning a million documents holds references and
 hashes, never texts. `CorpusSource.read(refs)` later reads just those documents, applying the same
-rules as the scan (the record rules of `batch._corpus`).
+rules as the scan (the record rules of `corpora._eager`).
 
 Duplicates while streaming: the first document of each id and of each text is kept, as in
 `read_corpus`. Texts are compared by `Document.fingerprint()` (64 bits of SHA-256, the digest the
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from codi_agents.batch._corpus import Corpus, Skipped, _Reader
+from codi_agents.corpora._eager import Corpus, Skipped, _Reader
 from codi_agents.errors import DocumentError
 from codi_agents.inputs._documents import Document, OversizePolicy
 

@@ -1,7 +1,7 @@
 """Tables as streamed corpora: Parquet shards and Hugging Face datasets saved to disk.
 
 A row is a record `{id, title, text}` taken from the columns named by config, and goes through the
-JSONL record rules (`batch._corpus`). Parquet is read batch by batch while scanning and by row group
+JSONL record rules (`corpora._eager`). Parquet is read batch by batch while scanning and by row group
 when reading, never whole; a saved dataset is memory-mapped by `datasets`, so neither holds a
 corpus in memory.
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from codi_agents.batch._corpus import _GLOB_CHARACTERS, _display, _hidden
+from codi_agents.corpora._eager import _GLOB_CHARACTERS, _display, _hidden
 from codi_agents.corpora._source import CorpusSource, DocRef, Record
 from codi_agents.errors import DocumentError
 from codi_agents.inputs._documents import OversizePolicy

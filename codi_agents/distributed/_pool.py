@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -107,7 +107,7 @@ class WorkerPool:
         ray.get([slot.actor.setup.remote(self._build, self._spec, self._process) for slot in self.slots])
         return infos
 
-    def run(self, items: Iterable[Item]) -> Iterator[Result]:
+    def run(self, items: Iterable[Item]) -> Generator[Result, None, None]:
         """Yield `(id, result)` for every item, once each, as chunks finish on the workers."""
         ray = import_ray()
 

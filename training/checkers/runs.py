@@ -39,6 +39,9 @@ class RunConfig:
     """Injection: add the generated attacks of `training.checkers.synthetic` to training."""
     all_families: bool = False
     """Injection: train on every attack family (the final model) instead of holding some out."""
+    init_from: str = ""
+    """Start from another run's `final.pt` instead of the base model."""
+    checkpoint_every: int = 200
 
 
 RUNS = {
@@ -46,6 +49,19 @@ RUNS = {
     for run in (
         RunConfig("faith-xsource", "faith", held_out=("q2_wow", "faithdial_audit_gold", "faithdial_audit_models")),
         RunConfig("faith-final", "faith", max_steps=1100, threads=2),
+        # HaluEval QA teaches a shortcut (its right answers are short spans, its hallucinations long sentences):
+        # continue faith-final on the human-labelled sources only.
+        RunConfig(
+            "faith-human",
+            "faith",
+            epochs=1,
+            max_steps=300,
+            lr=3e-5,
+            threads=2,
+            exclude=("halueval_dialogue", "halueval_qa"),
+            init_from="faith-final",
+            checkpoint_every=50,
+        ),
         RunConfig("faith-tiny", "faith", max_steps=6, held_out=("q2_wow",)),
         RunConfig("inject-heldout", "inject", epochs=1),
         RunConfig("inject-final", "inject", epochs=1, all_families=True),

@@ -22,8 +22,6 @@ import torch
 from training.checkers.common import OUT, base_model_dir
 from training.checkers.runs import RUNS, RunConfig, build_examples, encode_examples
 
-CHECKPOINT_EVERY = 200
-
 
 def build_model(layers: int) -> Any:
     """MiniLM with only its first `layers` transformer layers and a fresh one-logit head."""
@@ -96,6 +94,19 @@ def save_checkpoint(checkpoint: Path, model: Any, optimizer: Any, scheduler: Any
     save_atomic(state, checkpoint)
 
 
+def build_training(config: RunConfig, total: int) -> tuple[Any, Any, Any]:
+    """Model (base or `init_from`), AdamW, and linear warm-up (6 %) then linear decay to zero at `total`."""
+    model = build_model(config.layers)
+    if config.init_from:
+        model.load_state_dict(torch.load(OUT / config.init_from / "final.pt", weights_only=True))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    warmup = max(1, int(0.06 * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    return model, optimizer, scheduler
+
+
 def train(config: RunConfig) -> Path:
     """Train (or resume) one run; returns the path of its final weights."""
     torch.set_num_threads(config.threads)
@@ -114,12 +125,7 @@ def train(config: RunConfig) -> Path:
     lengths = [len(ids) for ids, _ in encoded]
     per_epoch = len(epoch_batches(lengths, config.batch_size, config.seed, 0))
     total = min(per_epoch * config.epochs, config.max_steps or 10**9)
-    model = build_model(config.layers)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    warmup = max(1, int(0.06 * total))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
-    )
+    model, optimizer, scheduler = build_training(config, total)
     checkpoint = out / "checkpoint.pt"
     step = restore(checkpoint, model, optimizer, scheduler)
     (out / "config.json").write_text(
@@ -148,7 +154,7 @@ def train(config: RunConfig) -> Path:
             rate = (time.time() - started) / 20
             started = time.time()
             print(f"step {step}/{total} loss {running:.4f} {rate:.2f}s/step", file=log, flush=True)
-        if step % CHECKPOINT_EVERY == 0 or step == total:
+        if step % config.checkpoint_every == 0 or step == total:
             save_checkpoint(checkpoint, model, optimizer, scheduler, step)
     save_atomic(model.state_dict(), final)
     print(f"done: {final}", file=log, flush=True)

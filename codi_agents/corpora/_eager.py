@@ -1,9 +1,11 @@
-"""The corpus of a run: a JSONL file, a folder of documents, a glob, or documents given in code.
+"""A corpus read whole (eagerly): a JSONL file, a folder of documents, a glob, or documents given in code.
 
 JSONL records are `{id, title, text}` (Doc2Dial/QuAC's `{doc_id, title, text}` too). Files are read
 with `read_document_file` (HTML through a real parser, PDF with pypdf, size limits, binary refusal,
 bad UTF-8 replaced and counted). Anything unreadable is skipped with a reason that names it, never
 fatal; a text seen before under another id is an exact duplicate and is kept once.
+A run in one process reads JSONL files, folders and globs with `read_corpus`; the streamed sources
+(`corpora._files`, `corpora._tables`) apply the same record rules (`_Reader`) one record at a time.
 """
 
 from __future__ import annotations

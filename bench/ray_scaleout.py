@@ -1,0 +1,165 @@
+"""Benchmark: `codi run --workers 2` against one `codi run` process, whole processes, one slow fake server.
+
+    python bench/ray_scaleout.py                       # K = 128, 256 conversations, median of 3
+    python bench/ray_scaleout.py --repeat 1 --n 128    # quicker
+    python bench/ray_scaleout.py --baseline none       # without the plain-asyncio baseline
+
+The fake OpenAI-compatible server (`codi_agents.testing.FakeOpenAIServer`, its own process) answers every
+request after `--latency` seconds (200 ms). Over the same documents (the first `--documents` of
+documents_doc2dial_273.jsonl, from ../shared/data beside the repository) and the same number of
+conversations, each a fresh `--out`, K conversations in flight in all:
+
+(a) `codi run -k K` (one process, the default path);
+(b) `codi run -k K --workers 2` (a local Ray cluster of two worker processes; the driver plans and writes);
+(c) the plain-asyncio client `bench/plain_client.py` (`--baseline`; the default-path benchmark's
+    baseline), when that file exists.
+
+Requests are counted by the server (`answered`), over the whole process's wall time (Ray's start, the
+Chroma server and the indexing included). Efficiency = requests / (wall x K / latency) (1.0: a request
+always at the server for each of the K conversations). Peak RSS is sampled over the whole process tree
+(Ray's GCS, raylet and workers, and the Chroma server, are children of the run). The machine's load
+(shared cores) moves every number: compare ratios from one invocation.
+
+Measured once (2026-12-02, 2 cores shared with training jobs, load average 5 to 10.7 during the run),
+`--repeat 1 --n 128 --documents 32`: one process 10.6 requests/s (efficiency 0.017, 210 s, tree peak
+1.7 GB), `--workers 2` 14.2 requests/s (0.022, 157 s, tree peak 2.9 GB with Ray's processes and the
+Chroma server), i.e. 1.34x; the plain-asyncio client 161 requests/s (0.25). Not a quiet machine: rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = next(
+    (parent / "shared" / "data" for parent in ROOT.parents if (parent / "shared" / "data").is_dir()),
+    ROOT.parent / "shared" / "data",
+)
+DOCUMENTS = "documents_doc2dial_273.jsonl"
+
+
+@dataclass
+class Measured:
+    """One process: requests the server answered for it, wall seconds, peak RSS of its tree."""
+
+    requests: int
+    wall: float
+    peak_rss: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.wall
+
+    def efficiency(self, k: int, latency: float) -> float:
+        return self.requests / (self.wall * k / latency)
+
+
+def _sample_peak(process: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
+    while not stop.is_set():
+        total = 0
+        with contextlib.suppress(psutil.Error):
+            for member in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += member.memory_info().rss
+        peak[0] = max(peak[0], total)
+        stop.wait(0.05)
+
+
+def measure(command: list[str], server: Any, env: dict[str, str]) -> Measured:
+    """Run `command` to its end; what the server answered meanwhile, the wall time, the tree's peak RSS."""
+    before = server.stats().get("answered", 0)
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stop, peak = threading.Event(), [0]
+    sampler = threading.Thread(target=_sample_peak, args=(psutil.Process(child.pid), stop, peak), daemon=True)
+    sampler.start()
+    _, errors = child.communicate()
+    wall = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:6])} ... failed ({child.returncode}):\n{errors[-3000:]}")
+    return Measured(server.stats().get("answered", 0) - before, wall, peak[0])
+
+
+def corpus(count: int, folder: Path) -> Path:
+    """The first `count` documents of doc2dial as `{id, title, text}` JSONL."""
+    rows = [json.loads(line) for line in (DATA / DOCUMENTS).read_text().splitlines() if line.strip()][:count]
+    path = folder / f"corpus-{count}.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": r["doc_id"], "title": r.get("title") or "", "text": r["text"]}) + "\n" for r in rows)
+    )
+    return path
+
+
+def repetition(args: argparse.Namespace, documents: Path, folder: Path, env: dict[str, str]) -> dict[str, Measured]:
+    """One run of each side against a fresh server."""
+    from codi_agents.testing import FakeOpenAIServer
+
+    results: dict[str, Measured] = {}
+    with FakeOpenAIServer(latency=args.latency, process=True) as server:
+        endpoint = ["--base-url", server.base_url, "--model", server.model, "--api-key", "fake"]
+        for name, extra in (("one process", []), ("--workers 2", ["--workers", "2"])):
+            out = Path(tempfile.mkdtemp(prefix="codi-run-", dir=folder))
+            codi = [sys.executable, "-m", "codi_agents", "run", str(documents), "--out", str(out)]
+            results[name] = measure([*codi, "--n", str(args.n), "-k", str(args.k), *endpoint, *extra], server, env)
+        if args.baseline is not None:
+            plain = [sys.executable, str(args.baseline), str(documents), "--base-url", server.base_url]
+            plain += ["--model", server.model, "--n", str(args.n), "--k", str(args.k)]
+            results["plain asyncio"] = measure(plain, server, env)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--k", type=int, default=128, help="Conversations in flight in all.")
+    parser.add_argument("--n", type=int, default=256, help="Conversations per run.")
+    parser.add_argument("--documents", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument(
+        "--baseline",
+        default=str(Path(__file__).resolve().parent / "plain_client.py"),
+        help="The plain-asyncio client (bench/plain_client.py); `none` to leave it out.",
+    )
+    args = parser.parse_args()
+    args.baseline = None if args.baseline == "none" or not Path(args.baseline).is_file() else Path(args.baseline)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    print(f"K={args.k}, {args.n} conversations over {args.documents} documents, latency {args.latency * 1000:.0f} ms, "
+          f"median of {args.repeat}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="codi-scaleout-") as tmp:
+        folder = Path(tmp)
+        documents = corpus(args.documents, folder)
+        runs = [repetition(args, documents, folder, env) for _ in range(args.repeat)]
+    print("| run | requests/s | efficiency | wall s | requests | peak RSS MB (process tree) |")
+    print("|---|---|---|---|---|---|")
+    medians: dict[str, float] = {}
+    for name in runs[0]:
+        rate = medians[name] = statistics.median(run[name].rate for run in runs)
+        efficiency = statistics.median(run[name].efficiency(args.k, args.latency) for run in runs)
+        wall = statistics.median(run[name].wall for run in runs)
+        requests = statistics.median(run[name].requests for run in runs)
+        peak = max(run[name].peak_rss for run in runs) / 2**20
+        print(f"| {name} | {rate:.1f} | {efficiency:.3f} | {wall:.1f} | {requests:.0f} | {peak:.0f} |")
+    print(f"\n--workers 2 / one process: {medians['--workers 2'] / medians['one process']:.2f}x requests/s")
+    if "plain asyncio" in medians:
+        print(f"--workers 2 / plain asyncio: {medians['--workers 2'] / medians['plain asyncio']:.2f}x requests/s")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

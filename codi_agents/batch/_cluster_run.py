@@ -1,0 +1,240 @@
+"""The driver side of a run with Ray workers (`codi run --workers N` / `--ray-address`).
+
+The driver keeps everything the in-process runner keeps: the plan, the lock, the run directory's one
+durable writer, deduplication, progress and the summary (`BatchRun` calls this module in place of its
+asyncio workers). What moves to the workers is the simulation: each Ray actor holds a Session
+(`batch._remote`).
+
+- **Index**: one Chroma server for all workers: the one named by `chroma_url`, or, on a local cluster,
+  `ChromaServer(run_dir/index)` started here (stopped at the end, never orphaned). Workers index the
+  corpus in slices first (each document sent once; in parallel, since embedding is the costly part),
+  then simulate.
+- **Requests in flight**: every worker gets `max(1, c // workers)` of each role's `max_concurrency` c,
+  so the total per endpoint stays within c (unless there are more workers than c). A 429 halves a
+  worker's own limit (`AdaptiveLimiter`), which is how the shares rebalance: each worker backs off
+  from the server by itself; the driver does not move shares between workers.
+- **Faults**: a worker that dies has its chunks sent to the others (`WorkerPool`); only finished
+  chunks return, so each conversation is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from codi_agents._record import Conversation
+from codi_agents.batch._outcome import Outcomes
+from codi_agents.batch._plan import Planned
+from codi_agents.batch._prepare import PreparedRun, RunPlan
+from codi_agents.batch._remote import INDEX, SIMULATE, WorkerSpec, build_worker, process_chunk
+from codi_agents.config._run_config import RunConfig
+from codi_agents.config._settings import Settings
+from codi_agents.distributed import ClusterSpec, WorkerInfo, WorkerPool, connect, shutdown
+from codi_agents.distributed._cluster import import_ray
+from codi_agents.errors import ConfigError, RunError
+from codi_agents.llm._limits import EndpointSnapshot
+from codi_agents.rundir._layout import RunLayout
+from codi_agents.simulation._session import Session
+
+logger = logging.getLogger("codi_agents.batch")
+
+INDEX_SLICE = 16
+"""Documents per indexing item."""
+MAX_CHUNK = 4
+"""Conversations per chunk at most: small chunks keep every worker busy and lose little when one dies."""
+
+
+def cluster_spec(config: RunConfig) -> ClusterSpec:
+    """Where the run's workers go, from its config (`RAY_ADDRESS` when no address is given)."""
+    options: dict[str, Any] = {"workers": config.workers or 2, "worker_cpus": config.worker_cpus}
+    if config.ray_address is not None:
+        options["address"] = config.ray_address
+    if config.worker_memory is not None:
+        options["worker_memory"] = config.worker_memory
+    return ClusterSpec(**options)
+
+
+def placement(config: RunConfig, settings: Settings, out: str | None) -> str:
+    """`--dry-run`'s account of where things would run (nothing is started)."""
+    spec = cluster_spec(config)
+    memory = f", {spec.worker_memory / 2**30:.1f} GiB" if spec.worker_memory else ""
+    where = "a local Ray cluster (127.0.0.1)" if spec.local else f"the Ray cluster at {spec.address}"
+    if settings.chroma_url:
+        index = f"the Chroma server at {settings.chroma_url}"
+    elif spec.local:
+        index = f"a Chroma server codi starts on a free port, data in {settings.chroma_path or f'{out}/index'}"
+    else:
+        index = "none: a cluster needs chroma_url (a Chroma server every node can reach)"
+    return f"workers: {spec.workers} × {spec.worker_cpus:g} CPU{memory} on {where}; index: {index}"
+
+
+def worker_settings(session: Session, workers: int) -> Settings:
+    """The run's settings with each remote role's requests in flight divided among the workers."""
+    settings = session.settings
+    update: dict[str, Any] = {}
+    for spec in session.roles:
+        if spec.source == "remote":
+            share = max(1, spec.concurrency // workers)
+            update[spec.role] = getattr(settings, spec.role).model_copy(update={"max_concurrency": share})
+    return settings.model_copy(update=update)
+
+
+class ClusterRun:
+    """The Chroma server, the worker pool, and the dispatch of a run's conversations to the workers."""
+
+    def __init__(self, config: RunConfig, *, embedding_function: Any, models: Any) -> None:
+        self.config = config
+        self.cluster = cluster_spec(config)
+        self.embedding_function = embedding_function
+        self.models = models
+        self.pool: WorkerPool | None = None
+        self.chroma: Any = None
+        self.in_flight: dict[str, Planned[Any]] = {}
+        """Conversations sent to a worker and not yet back, by id."""
+        self._usage: dict[int, dict[str, EndpointSnapshot]] = {}
+        self._owns_cluster = False
+
+    def before_open(self, planned: RunPlan, layout: RunLayout | None) -> None:
+        """Start or join the cluster (an unreachable one fails here, within a timeout), then point the run's
+        session at the shared Chroma server (started here for a local cluster)."""
+        ray = import_ray()
+        self._owns_cluster = self.cluster.local and not ray.is_initialized()
+        connect(self.cluster)
+        session = planned.session
+        if session.settings.chroma_url:
+            return
+        if layout is None:
+            raise ConfigError("A run with workers needs a run directory (--out): the index lives there.")
+        if not self.cluster.local:
+            raise ConfigError(
+                "Workers on a Ray cluster need a Chroma server every node can reach: start one "
+                "(`chroma run --host 0.0.0.0 --path DIR`) and set chroma_url in the config file."
+            )
+        from codi_agents.retrieval._chroma_server import ChromaServer
+
+        self.chroma = ChromaServer(session.settings.chroma_path or layout.index).start()
+        session.settings = session.settings.model_copy(update={"chroma_url": self.chroma.url, "chroma_path": None})
+
+    def start(self, prepared: PreparedRun) -> None:
+        """Start or join the cluster, place the workers (each checks it can import the task), build their Sessions."""
+        planned = prepared.planned
+        session = planned.session
+        spec = WorkerSpec(
+            settings=worker_settings(session, self.cluster.workers),
+            task=session.task.name,
+            embedding_function=self.embedding_function,
+            calibration=session.calibration,
+            models=self.models,
+            source=planned.source,
+            local_server_url=session.server.base_url if session.server is not None else None,
+        )
+        per_worker = math.ceil(self.config.concurrency / self.cluster.workers)
+        chunk = max(1, min(MAX_CHUNK, per_worker // 4))
+        self.pool = WorkerPool(
+            self.cluster,
+            build=build_worker,
+            spec=spec,
+            process=process_chunk,
+            modules=[type(session.task).__module__],
+            chunk_size=chunk,
+            chunks_in_flight=max(1, math.ceil(per_worker / chunk)),
+        )
+        infos = self.pool.start()
+        hosts = sorted({info.host for info in infos})
+        logger.info("%d workers on %s (process ids %s)", len(infos), ", ".join(hosts), [i.pid for i in infos])
+
+    async def index(self, planned: RunPlan) -> None:
+        """Index every planned document once, in slices spread over the workers."""
+        plan = planned.plan
+        documents = plan.documents[: min(len(plan), len(plan.documents))]
+        slices = [
+            (f"index:{start}", (INDEX, list(documents[start : start + INDEX_SLICE])))
+            for start in range(0, len(documents), INDEX_SLICE)
+        ]
+        pool = self._pool()
+        results = iter(pool.run(slices))
+        added = 0
+        while (result := await asyncio.to_thread(next, results, None)) is not None:
+            added += result[1][1]
+        logger.info("indexed %d documents (%d already in the index)", added, len(documents) - added)
+
+    async def simulate(
+        self,
+        pending: Iterator[Planned[Any]],
+        outcomes: Outcomes,
+        deliver: Callable[[Conversation], Awaitable[None]],
+        stop: Callable[[BaseException], None],
+        unexpected: Callable[[BaseException | None], None],
+        stopped: Callable[[], bool],
+    ) -> None:
+        """Send the pending conversations to the workers, write each result once through `outcomes`.
+
+        `unexpected` counts unexpected errors in a row (None: a success); `stopped` says the run is stopping."""
+
+        def items() -> Iterator[tuple[str, Any]]:
+            for item in pending:
+                if stopped():
+                    return
+                self.in_flight[item.id] = item
+                yield item.id, (SIMULATE, item)
+
+        results = self._pool().run(items())
+        try:
+            while (result := await asyncio.to_thread(next, results, None)) is not None:
+                item_id, (kind, value, usage) = result
+                item = self.in_flight.pop(item_id)
+                self._note_usage(*usage)
+                if kind == "ok":
+                    unexpected(None)
+                    await outcomes.finished(value)
+                    await deliver(value)
+                    continue
+                name, message = value
+                error = RunError(f"{name}: {message}")
+                if kind == "stop":
+                    stop(error)
+                    return
+                await outcomes.failed(item, RunError(message), name=name)
+                if kind == "error":
+                    unexpected(error)
+        finally:
+            with contextlib.suppress(ValueError):  # still running in a thread when the run was cancelled
+                results.close()
+
+    @property
+    def workers(self) -> list[WorkerInfo]:
+        """The live workers: process id, host, node address."""
+        return [slot.info for slot in self.pool.slots if slot.alive] if self.pool is not None else []
+
+    def remote_snapshots(self) -> list[EndpointSnapshot]:
+        """The workers' endpoint counters, as last reported (a dead worker's last report stays)."""
+        return [snapshot for per_worker in self._usage.values() for snapshot in per_worker.values()]
+
+    def _note_usage(self, pid: int, snapshots: list[EndpointSnapshot]) -> None:
+        # chunks of one worker may come back out of order: keep the report with the most requests
+        known = self._usage.setdefault(pid, {})
+        for snapshot in snapshots:
+            previous = known.get(snapshot.key)
+            if previous is None or snapshot.requests >= previous.requests:
+                known[snapshot.key] = snapshot
+
+    def close(self) -> None:
+        """Stop the workers (and the local cluster), then the Chroma server codi started."""
+        try:
+            if self.pool is not None:
+                self.pool.close()
+            if self._owns_cluster:
+                shutdown()
+        finally:
+            if self.chroma is not None:
+                self.chroma.stop()
+                self.chroma = None
+
+    def _pool(self) -> WorkerPool:
+        if self.pool is None:
+            raise RunError("The worker pool was not started.")
+        return self.pool
