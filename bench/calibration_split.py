@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 HUMAN_SOURCES = {"begin_v1", "faithdial_audit_gold", "faithdial_audit_models", "q2_wow"}
+TUNED_SOURCES = HUMAN_SOURCES - {"q2_wow"}
+"""Q² WoW is checked but not tuned on: the faithfulness checker is near chance there, its labels only add noise."""
 
 
 def bucket(key: str, modulo: int) -> int:
@@ -39,7 +41,10 @@ def main(train: Path, out: Path) -> None:
         key = group(record)
         if record["source"] not in HUMAN_SOURCES or bucket(key, 10) != 0:
             continue
-        (tune if bucket("calibration:" + key, 2) == 0 else check).append(line)
+        if bucket("calibration:" + key, 2) != 0:
+            check.append(line)
+        elif record["source"] in TUNED_SOURCES:
+            tune.append(line)
     (out / "tune.jsonl").write_text("\n".join(tune) + "\n", encoding="utf-8")
     (out / "check.jsonl").write_text("\n".join(check) + "\n", encoding="utf-8")
     print(f"tune: {len(tune)} items, check: {len(check)} items -> {out}")
