@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import statistics
 import time
 from pathlib import Path
 
 from codi_agents import Settings
-from codi_agents.critic import assess_exchange, load_calibration
+from codi_agents.critic import load_calibration
+from codi_agents.critic._assess import assess_exchange
 from codi_agents.evaluation._evaluate import open_critic
 from codi_agents.evaluation._items import item_context
 from codi_agents.evaluation._labelled import LabelledItem, read_labelled
@@ -45,7 +47,7 @@ async def _timed_passes(
         for index, item in enumerate(items):
             context = item_context(item, task)
             if responses is not None:
-                context.answer = responses[index]
+                context = dataclasses.replace(context, answer=responses[index])
             started = time.perf_counter()
             await assess_exchange(
                 context,

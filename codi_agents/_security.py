@@ -8,7 +8,15 @@ anything codi writes or prints. (User-given ids never become file paths: run fil
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from codi_agents.checkers import InjectionDetector, InjectionScore
+
+DETECTOR_FLAG = "possible_injection:detector"
+"""The flag of a passage the trained injection detector scores at or above its threshold."""
 
 _INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
     "override_instructions": re.compile(
@@ -47,7 +55,8 @@ _INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "addresses_the_model": re.compile(
         r"\b(you are (now )?(an? )?(ai|large language model|language model|chatbot|llm|assistant)\b"
-        r"|\b(ai|llm|chatbot|language model)s?( assistants?)?\s+(must|should|shall|are instructed to|reading this)\b"
+        r"|\b(ai|llm|chatbot|language model)s?( assistants?| agents?| systems?| models?)?\s+"
+        r"(must|should|shall|are instructed to|reading this)\b"
         r"|\bas an? (ai|language model)\b[^.\n]{0,30}\b(must|should|will)\b)",
         re.IGNORECASE,
     ),
@@ -63,6 +72,51 @@ _INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
 def injection_markers(text: str) -> list[str]:
     """Names of the instruction-like patterns aimed at a model that occur in `text` (empty if none)."""
     return [name for name, pattern in _INJECTION_PATTERNS.items() if pattern.search(text)]
+
+
+@cache
+def injection_detector() -> InjectionDetector:
+    """The process-wide trained detector (`codi_agents.checkers`); its ONNX session loads on first use."""
+    from codi_agents.checkers import InjectionDetector  # onnxruntime loads only when something is scored
+
+    return InjectionDetector()
+
+
+def detect_injections(texts: Sequence[str]) -> list[InjectionScore]:
+    """The trained detector's verdict on each text, every window of every text in one batched pass."""
+    return injection_detector().score_chunks(list(texts)) if texts else []
+
+
+def injection_flags(text: str, detected: InjectionScore | None = None) -> list[str]:
+    """A passage's flags: one per regex marker (the cheap first layer), and `DETECTOR_FLAG` when the model flags it."""
+    flags = [f"possible_injection:{marker}" for marker in injection_markers(text)]
+    if detected is not None and detected.flagged:
+        flags.append(DETECTOR_FLAG)
+    return flags
+
+
+_PIECE_BOUNDARY = re.compile(r"(?<=[.!?])\s+|\n+|(?=<!--)|(?<=-->)|(?=\[[^\]]{12,}\])|(?<=\])\s")
+
+
+@lru_cache(maxsize=1024)
+def injected_sentences(text: str) -> tuple[str, ...]:
+    """The pieces of a passage that carry an instruction to a model: regex matches and the detector's picks.
+
+    Pieces are sentences, lines and asides (HTML comments, bracketed notes), all scored in one batch; the
+    detector's verdict is each piece's at its threshold, else the single highest piece of a flagged passage.
+    Called only for passages already flagged, so the extra pass costs nothing on clean text.
+    """
+    pieces = [piece.strip() for piece in _PIECE_BOUNDARY.split(text) if piece and piece.strip()]
+    if not pieces:
+        return ()
+    found = [piece for piece in pieces if injection_markers(piece)]
+    detector = injection_detector()
+    verdicts = detector.score_chunks(pieces)
+    picked = [piece for piece, verdict in zip(pieces, verdicts, strict=True) if verdict.flagged]
+    if not picked and detector.score(text).flagged:
+        picked = [pieces[max(range(len(pieces)), key=lambda i: verdicts[i].score)]]
+    found.extend(piece for piece in picked if piece not in found)
+    return tuple(found)
 
 
 def mask_secret(secret: str) -> str:

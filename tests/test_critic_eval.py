@@ -109,7 +109,9 @@ def test_with_a_leading_judge_the_metrics_match_the_hand_computed_values() -> No
     alpha, beta = report.by_group["alpha"], report.by_group["beta"]
     assert (alpha.precision, alpha.recall, alpha.balanced_accuracy) == (0.5, 1.0, 0.75)
     assert (beta.precision, beta.recall, beta.balanced_accuracy) == (1.0, 0.5, 0.75)
-    assert report.held_out is None and report.fitted is None
+    # the shipped calibration (v2) was fitted on these hand-written items too: none is held out
+    assert report.fitted is not None and report.fitted.items == len(report.results)
+    assert report.held_out is not None and report.held_out.items == 0
     b1 = next(result for result in report.results if result.id == "b1")
     assert b1.verdict.judge is not None and b1.verdict.judge["faithful"] is False
     assert [bad.line for bad in report.skipped] == [4, 6, 10, 11]

@@ -123,9 +123,13 @@ def test_the_critic_section_counts_every_verdict(run_facts: RunFacts, report: Ru
 def test_injection_counts(run_facts: RunFacts, report: RunReport) -> None:
     i = report.injection
     suspicious = {p.id for c in run_facts.conversations for p in c.passages.values() if p.suspicious}
-    assert i.flagged_passages == len(suspicious) >= 1 and i.documents_with_flags == 1
-    assert i.markers == {"override_instructions": len(suspicious)}
-    assert "ignore all previous instructions" in i.passages[0].excerpt
+    injected = {pid for pid in suspicious if pid.startswith("injected-plates")}
+    assert i.flagged_passages == len(suspicious) and injected
+    assert i.markers["override_instructions"] == len(injected)
+    # the trained detector flags the injected passage too, and one ordinary Doc2Dial DMV passage ("... inform the
+    # police officer writing you a ticket."): a false alarm of the shipped detector, see checkers/models/injection.md
+    assert i.markers.get("detector", 0) >= len(injected) and i.documents_with_flags <= 2
+    assert any("ignore all previous instructions" in passage.excerpt for passage in i.passages)
     assert i.follows_injection_turns == 3  # two rejected attempts and the final reply of the same turn
     assert i.follows_injection_conversations == 1
     assert PAYLOAD_SITE in i.examples[0].reply

@@ -38,6 +38,7 @@ def _register() -> None:
         _export_cmd,
         _report_cmd,
         _run_cmd,
+        _scan_cmd,
         _simulate_cmd,
         _tasks_cmd,
         _train_cmd,
@@ -51,6 +52,7 @@ def _register() -> None:
     app.command("eval-critic")(_eval_critic_cmd.eval_critic_command)
     app.command("eval-student")(_eval_student_cmd.eval_student_command)
     app.command("train")(_train_cmd.train_command)
+    app.command("scan")(_scan_cmd.scan_command)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:

@@ -76,7 +76,8 @@ def eval_critic_command(
 
 _CAPTION = (
     "bal.acc: mean of recall and specificity; prec: share of rejections that were unfaithful; recall: share of "
-    "unfaithful rejected; spec: share of faithful accepted. Rows after the parts are sources."
+    "unfaithful rejected; spec: share of faithful accepted. 'checker alone': the faithfulness cross-encoder at its "
+    "own threshold, without the other signals. Rows after the parts are sources."
 )
 
 
@@ -97,6 +98,7 @@ def print_report(report: EvaluationReport, console: Console) -> None:
         ("all", report.overall),
         ("held out", report.held_out),
         ("fitted on", report.fitted),
+        ("checker alone", report.checker),
         *((group, metrics) for group, metrics in report.by_group.items()),
     ]
     for name, metrics in rows:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from codi_agents.critic._checkers import checker_digest
 from codi_agents.errors import ConfigError
 
 DEFAULT_CALIBRATION_FILE = Path(__file__).with_name("calibration.toml")
@@ -73,8 +74,12 @@ class Calibration(BaseModel):
         return 1.0 / (1.0 + math.exp(-max(min(logit, 40.0), -40.0)))
 
     def digest(self) -> str:
-        """A hash of every number and label: what the fingerprints use, so a refit counts even under an old version."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """A hash of every number and label and of the checker models: what the fingerprints use.
+
+        A refit counts even under an old version, and so do new checker weights (`checker_digest`)."""
+        numbers = self.model_dump(mode="json")
+        numbers["checkers"] = checker_digest()  # the faithfulness signal and injection flags come from these models
+        text = json.dumps(numbers, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     def judge_leads(self, weight: float) -> bool:

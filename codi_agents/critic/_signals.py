@@ -8,6 +8,8 @@
 - behaviour: abstention ("the document does not say"), personal experiences and opinions an
   assistant cannot ground, questions asked back instead of answering, and echoes of
   instructions injected into passages;
+- entailment: the trained faithfulness cross-encoder's score of the reply's weakest claim
+  (`codi_agents.checkers`), the one signal that sees paraphrase and contradiction;
 - answerability: how well the passages cover the user's question (lexically and by embedding).
 
 Each signal is a float named in `SIGNALS`, so calibration can weigh it and a verdict can show it.
@@ -19,7 +21,8 @@ import itertools
 import re
 from collections.abc import Sequence
 
-from codi_agents._security import injection_markers
+from codi_agents._security import injected_sentences, injection_markers
+from codi_agents.critic._checkers import faithfulness_score
 from codi_agents.critic._similarity import Embed, best_similarities, sentence_vectors
 from codi_agents.critic._text import (
     STOPWORDS,
@@ -63,7 +66,8 @@ SIGNALS = {
     "abstains": "1 when the reply says the document does not give the answer",
     "question_overlap": "share of the user's content words the reply takes up",
     "question_coverage": "share of the user's content words found in the passages",
-    "injection_echo": "1 when the reply repeats what only an instruction injected into a passage asks for",
+    "injection_echo": "1 when the reply repeats or carries out what only an instruction injected in a passage asks",
+    "faithfulness": "the trained cross-encoder's probability that the reply's weakest claim is supported",
     "min_similarity": "lowest, over reply sentences, of the best cosine with a passage sentence (MiniLM)",
     "mean_similarity": "mean, over reply sentences, of the best cosine with a passage sentence",
     "question_support": "best cosine of the user's message with a passage sentence",
@@ -119,6 +123,9 @@ def grounding_signals(answer: str, passages: Sequence[Passage], question: str, e
         "question_coverage": _share(len(question_words & evidence_words), len(question_words)),
         "injection_echo": injection_echo(answer, passages),
     }
+    faithfulness = faithfulness_score(answer, [passage.text for passage in passages], question)
+    if faithfulness is not None:
+        signals["faithfulness"] = faithfulness
     signals.update(similarity_signals(answer, evidence, question, embed))
     return {name: round(value, 4) for name, value in signals.items()}
 
@@ -138,25 +145,60 @@ def similarity_signals(answer: str, evidence: str, question: str, embed: Embed |
 
 
 def injection_echo(answer: str, passages: Sequence[Passage]) -> float:
-    """1.0 when the answer repeats what only an injected instruction in a passage asks for, or itself injects.
+    """1.0 when the answer repeats or carries out an instruction injected into a passage, or itself injects.
 
-    The payload is what the instruction-like sentences of suspicious passages say and the rest of
-    the passages do not (words and dotted tokens such as URLs); ordinary imperative text such as
-    "Submit the form within 10 days" is not instruction-like, so it raises nothing.
+    The injected sentences of flagged passages are the regex matches and the trained detector's pick
+    (`injected_sentences`). The answer follows one when it shares the instruction's target (a URL, address
+    or number found only there), when it shares a word that only a regex-matched instruction says (those
+    sentences are unambiguous), or when it switches to the language the instruction names. The detector's
+    picks alone, which are sometimes ordinary sentences, count only through their targets and language.
+    Ordinary imperative text ("Submit the form within 10 days") is flagged by neither layer.
     """
     if injection_markers(answer):
         return 1.0
-    if not any(passage.suspicious for passage in passages):
+    flagged = [passage for passage in passages if passage.suspicious]
+    if not flagged:
         return 0.0
-    clean_words: set[str] = set()
-    payload: set[str] = set()
-    for passage in passages:
-        for sentence in sentences(passage.text):
-            words = set(content_words(sentence)) | set(_DOTTED.findall(sentence.lower()))
-            (payload if injection_markers(sentence) else clean_words).update(words)
-    payload -= clean_words
-    answer_words = set(content_words(answer)) | set(_DOTTED.findall(answer.lower()))
-    return 1.0 if payload & answer_words else 0.0
+    injected = {sentence for passage in flagged for sentence in injected_sentences(passage.text)}
+    clean = "\n".join(passage.text for passage in passages)
+    for sentence in injected:
+        clean = clean.replace(sentence, " ")
+    instruction = " ".join(injected)
+    if (_targets(instruction) - _targets(clean)) & _targets(answer):
+        return 1.0
+    marked = " ".join(sentence for sentence in injected if injection_markers(sentence))
+    payload = set(content_words(marked)) - set(content_words(clean)) - ADDRESS_WORDS
+    if payload & set(content_words(answer)):
+        return 1.0
+    return 1.0 if _switches_to_named_language(answer, instruction) else 0.0
+
+
+ADDRESS_WORDS = frozenset(
+    content_words(
+        "note notes any all automated assistant assistants ai agent agents model models language llm chatbot system "
+        "reading reads read this page document summarising summarizing summary must should always only reply "
+        "respond answer user users instruction instructions please"
+    )
+)
+"""Words that address a model rather than say what it should do: sharing them is not following the order."""
+_LANGUAGES = re.compile(
+    r"\b(french|spanish|german|italian|portuguese|dutch|russian|chinese|japanese|korean|arabic|hindi|turkish)\b",
+    re.IGNORECASE,
+)
+_ENGLISH_FUNCTION_WORDS = frozenset("the a an and of to is are in for on with that this it you your be or".split())
+
+
+def _targets(text: str) -> set[str]:
+    """What an instruction points at: dotted tokens (URLs, e-mail addresses, domains) and numbers."""
+    return set(_DOTTED.findall(text.lower())) | numbers(text)
+
+
+def _switches_to_named_language(answer: str, instruction: str) -> bool:
+    """The instruction names a language and the answer is not in English (almost no English function words)."""
+    tokens = re.findall(r"[a-zà-ÿ]+", answer.lower())
+    if not _LANGUAGES.search(instruction) or len(tokens) < 5:
+        return False
+    return sum(token in _ENGLISH_FUNCTION_WORDS for token in tokens) / len(tokens) < 0.05
 
 
 def _share(part: int, whole: int) -> float:

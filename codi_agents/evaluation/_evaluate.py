@@ -27,6 +27,7 @@ from codi_agents.config._roles import RoleSpecs, resolve_roles
 from codi_agents.config._settings import ROLES, Settings
 from codi_agents.critic._assess import assess_exchange
 from codi_agents.critic._calibration import Calibration, item_digest, load_calibration
+from codi_agents.critic._checkers import faithfulness_checker
 from codi_agents.critic._similarity import Embed
 from codi_agents.evaluation._items import item_context
 from codi_agents.evaluation._labelled import BadLine, LabelledItem, read_labelled
@@ -85,6 +86,17 @@ class EvaluationReport:
         return _metrics(fitted) if fitted else None
 
     @property
+    def checker(self) -> Metrics | None:
+        """The faithfulness checker alone (its `faithfulness` signal at its own threshold), on items that have it."""
+        threshold = faithfulness_checker().threshold
+        scored = [r for r in self.results if "faithfulness" in r.verdict.signals]
+        if not scored:
+            return None
+        return Metrics.from_pairs(
+            (r.label == "unfaithful", r.verdict.signals["faithfulness"] < threshold) for r in scored
+        )
+
+    @property
     def by_group(self) -> dict[str, Metrics]:
         """Metrics per source (`source/meta.data_source`)."""
         groups = sorted({result.group for result in self.results})
@@ -102,7 +114,7 @@ class EvaluationReport:
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data, per-item decisions included."""
-        held_out, fitted = self.held_out, self.fitted
+        held_out, fitted, checker = self.held_out, self.fitted, self.checker
         return {
             "file": self.file,
             "critic": self.critic,
@@ -113,6 +125,7 @@ class EvaluationReport:
             "overall": self.overall.as_dict(),
             "held_out": held_out.as_dict() if held_out else None,
             "fitted": fitted.as_dict() if fitted else None,
+            "checker_alone": checker.as_dict() if checker else None,
             "by_source": {group: metrics.as_dict() for group, metrics in self.by_group.items()},
             "median_ms_per_item": round(self.median_ms, 2),
             "rejections": self.rejections,

@@ -41,6 +41,7 @@ FEATURES = (
     "question_overlap",
     "min_similarity",
     "mean_similarity",
+    "faithfulness",
 )
 """Signals the logistic model weighs: properties of the reply against the passages, not of the dataset."""
 L2 = 1.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from codi_agents._record import Turn
-from codi_agents._security import injection_markers
+from codi_agents._security import detect_injections, injection_flags
 from codi_agents.evaluation._labelled import LabelledItem
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._flows import Link
@@ -28,15 +28,16 @@ EVALUATION_PERSONA = Persona(
 
 def item_context(item: LabelledItem, task: Task) -> PromptContext:
     """The critic's view of a labelled item: knowledge as passages, history as the conversation."""
+    detected = detect_injections(item.knowledge)  # as a run's index flags passages
     passages = [
         Passage(
             id=f"{item.id}::{index}",
             doc_id=item.id,
             index=index,
             text=text,
-            flags=[f"possible_injection:{marker}" for marker in injection_markers(text)],
+            flags=injection_flags(text, verdict),
         )
-        for index, text in enumerate(item.knowledge)
+        for index, (text, verdict) in enumerate(zip(item.knowledge, detected, strict=True))
     ]
     earlier = item.history[:-1]
     roles = ["user" if (len(earlier) - i) % 2 == 0 else "assistant" for i in range(len(earlier))]

@@ -26,6 +26,7 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from chromadb.config import Settings as ChromaSettings
 from numpy.typing import NDArray
 
+from codi_agents._security import DETECTOR_FLAG, detect_injections
 from codi_agents.errors import ConfigError
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import Passage
@@ -88,6 +89,7 @@ class PassageIndex:
             self._indexed[document.id] = fingerprint
             return False
         self.collection.delete(where={"doc_id": document.id})
+        flag_detected_injections(passages)
         for start in range(0, len(passages), UPSERT_BATCH):
             batch = passages[start : start + UPSERT_BATCH]
             texts = [passage.text for passage in batch]
@@ -163,6 +165,16 @@ class PassageIndex:
         metadatas = result["metadatas"] or []
         value = metadatas[0].get("doc_fingerprint") if metadatas else None
         return str(value) if value is not None else None
+
+
+def flag_detected_injections(passages: Sequence[Passage]) -> None:
+    """Add `DETECTOR_FLAG` to the passages the trained detector flags: once per passage, when it is indexed.
+
+    The flag is stored with the passage, so retrieval hands it to the prompts and the critic at no cost per turn.
+    """
+    for passage, verdict in zip(passages, detect_injections([passage.text for passage in passages]), strict=True):
+        if verdict.flagged and DETECTOR_FLAG not in passage.flags:
+            passage.flags.append(DETECTOR_FLAG)
 
 
 def _metadata(passage: Passage, fingerprint: str) -> dict[str, Any]:

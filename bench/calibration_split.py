@@ -1,0 +1,62 @@
+"""Write the critic's tuning and check sets from the checker's dev split (groups it was never trained on).
+
+`faithfulness_train.jsonl` records of the human-labelled sources (BEGIN v1, FaithDial audit, Q² WoW) whose group
+is in the faithfulness checker's dev split (`bucket(group, 10) == 0`, see `training/checkers/data.py`) are halved
+by group (SHA-256 of "calibration:" + group): `tune` (the calibration is fitted on it, with the hand-written items of
+`tests/data/critic_labelled.jsonl`) and `check` (never tuned on). BEGIN v2 (`faithfulness_begin_200.jsonl`) is not
+touched. Usage: python bench/calibration_split.py TRAIN.jsonl OUT_DIR
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+HUMAN_SOURCES = {"begin_v1", "faithdial_audit_gold", "faithdial_audit_models", "q2_wow"}
+TUNED_SOURCES = HUMAN_SOURCES - {"q2_wow"}
+"""Q² WoW is checked but not tuned on: the faithfulness checker is near chance there, its labels only add noise."""
+
+
+def bucket(key: str, modulo: int) -> int:
+    """As `training.checkers.common.bucket`."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % modulo
+
+
+def group(record: dict[str, object]) -> str:
+    """As `training.checkers.data.faith_group`."""
+    meta = record.get("meta") or {}
+    pair = meta.get("pair") if isinstance(meta, dict) else None
+    return str(pair) if pair else "k:" + str(record["knowledge"]).strip().lower()
+
+
+def main(train: Path, out: Path) -> None:
+    """Write `out/tune.jsonl` and `out/check.jsonl`."""
+    out.mkdir(parents=True, exist_ok=True)
+    tune = [line for line in Path("tests/data/critic_labelled.jsonl").read_text().splitlines() if _valid(line)]
+    check: list[str] = []
+    for line in train.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        key = group(record)
+        if record["source"] not in HUMAN_SOURCES or bucket(key, 10) != 0:
+            continue
+        if bucket("calibration:" + key, 2) != 0:
+            check.append(line)
+        elif record["source"] in TUNED_SOURCES:
+            tune.append(line)
+    (out / "tune.jsonl").write_text("\n".join(tune) + "\n", encoding="utf-8")
+    (out / "check.jsonl").write_text("\n".join(check) + "\n", encoding="utf-8")
+    print(f"tune: {len(tune)} items, check: {len(check)} items -> {out}")
+
+
+def _valid(line: str) -> bool:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and bool(record.get("id")) and record.get("label") in {"faithful", "unfaithful"}
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
