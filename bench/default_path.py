@@ -72,7 +72,8 @@ class Measured:
         return self.requests / (self.wall * k / latency)
 
 
-def _peak_rss(process: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
+def sample_peak_rss(process: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
+    """Keep `peak[0]` at the highest RSS of `process` and its children until `stop` is set."""
     while not stop.is_set():
         total = 0
         with contextlib.suppress(psutil.Error):
@@ -89,7 +90,7 @@ def _measure(command: list[str], server: Any, env: dict[str, str]) -> Measured:
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stop, peak = threading.Event(), [0]
-    sampler = threading.Thread(target=_peak_rss, args=(psutil.Process(child.pid), stop, peak), daemon=True)
+    sampler = threading.Thread(target=sample_peak_rss, args=(psutil.Process(child.pid), stop, peak), daemon=True)
     sampler.start()
     _, errors = child.communicate()
     wall = time.perf_counter() - started

@@ -29,7 +29,6 @@ Chroma server), i.e. 1.34x; the plain-asyncio client 161 requests/s (0.25). Not 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from default_path import sample_peak_rss  # the same sampler, so both benchmarks measure memory alike
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = next(
@@ -68,24 +68,13 @@ class Measured:
         return self.requests / (self.wall * k / latency)
 
 
-def _sample_peak(process: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
-    while not stop.is_set():
-        total = 0
-        with contextlib.suppress(psutil.Error):
-            for member in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += member.memory_info().rss
-        peak[0] = max(peak[0], total)
-        stop.wait(0.05)
-
-
 def measure(command: list[str], server: Any, env: dict[str, str]) -> Measured:
     """Run `command` to its end; what the server answered meanwhile, the wall time, the tree's peak RSS."""
     before = server.stats().get("answered", 0)
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stop, peak = threading.Event(), [0]
-    sampler = threading.Thread(target=_sample_peak, args=(psutil.Process(child.pid), stop, peak), daemon=True)
+    sampler = threading.Thread(target=sample_peak_rss, args=(psutil.Process(child.pid), stop, peak), daemon=True)
     sampler.start()
     _, errors = child.communicate()
     wall = time.perf_counter() - started
