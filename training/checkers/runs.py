@@ -39,6 +39,8 @@ class RunConfig:
     """Injection: add the generated attacks of `training.checkers.synthetic` to training."""
     all_families: bool = False
     """Injection: train on every attack family (the final model) instead of holding some out."""
+    synthetic_tasks: int = 0
+    """Injection: bare task requests (and as many ordinary help-page imperatives) added by `synthetic.py`."""
     init_from: str = ""
     """Start from another run's `final.pt` instead of the base model."""
     checkpoint_every: int = 200
@@ -72,9 +74,25 @@ RUNS = {
             init_from="faith-human",
             checkpoint_every=50,
         ),
+        # Six layers (the whole MiniLM), the same chain: all sources with HaluEval QA capped, then human-labelled only.
+        RunConfig("faith6-final", "faith", layers=6, max_steps=1100, threads=1),
+        RunConfig(
+            "faith6-human",
+            "faith",
+            layers=6,
+            epochs=1,
+            lr=3e-5,
+            threads=1,
+            exclude=("halueval_dialogue", "halueval_qa"),
+            init_from="faith6-final",
+            checkpoint_every=50,
+        ),
         RunConfig("faith-tiny", "faith", max_steps=6, held_out=("q2_wow",)),
         RunConfig("inject-heldout", "inject", epochs=1),
         RunConfig("inject-final", "inject", epochs=1, all_families=True),
+        # inject-heldout plus bare task requests without an addressee (the held-out BIPIA text families were missed).
+        # Not shipped: recall on unseen families fell (0.726 -> 0.623) and false alarms rose (see the injection card).
+        RunConfig("inject-tasks", "inject", epochs=1, synthetic_tasks=600),
         RunConfig("inject-tiny", "inject", max_steps=6),
     )
 }
@@ -92,7 +110,7 @@ def build_examples(config: RunConfig) -> dict[str, list[Example]]:
     if config.synthetic:
         from training.checkers.synthetic import synthetic_windows
 
-        examples += synthetic_windows([e for e in examples if e.label == 0], config.seed)
+        examples += synthetic_windows([e for e in examples if e.label == 0], config.seed, tasks=config.synthetic_tasks)
     return {"train": examples, "test_records": test}  # type: ignore[dict-item]
 
 
