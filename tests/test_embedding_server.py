@@ -7,6 +7,8 @@ hashed bags of words salted by the model's name, so the expected vectors are com
 from __future__ import annotations
 
 import pickle
+import threading
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,3 +223,44 @@ def test_the_function_pickles_without_its_connections(server: FakeOpenAIServer) 
     assert np.allclose(np.asarray(copy(TEXTS[:2])), expected(TEXTS[:2]), atol=1e-6)
     function.close()
     assert np.asarray(function(TEXTS[:1])).shape == (1, 48)  # closed connections reopen on use
+
+
+def test_timeouts_are_retried_then_a_clear_error() -> None:
+    with FakeOpenAIServer(latency=0.5, embedding_dimensions=48) as slow:
+        function = server_function(slow.base_url, timeout=0.05, max_retries=1)
+        with pytest.raises(EndpointDownError, match=r"did not answer in 2 attempts: .*Timeout"):
+            function(["a question"])
+        assert slow.stats()["embedding_requests"] == 2
+
+
+class _SlowFunction:
+    """Records how many calls run at once; says how it wants to be called, as a server's function does."""
+
+    batch_size = 4
+    max_concurrency = 3
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+        self.all_in = threading.Event()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            if self.running == self.max_concurrency:
+                self.all_in.set()
+        self.all_in.wait(timeout=10)  # the first calls hold on until three run at once (never, one at a time)
+        time.sleep(0.01)
+        with self.lock:
+            self.running -= 1
+        return np.ones((len(texts), 8), dtype=np.float32)
+
+
+def test_the_batcher_makes_at_most_max_concurrency_calls_at_once() -> None:
+    function = _SlowFunction()
+    batcher = EmbeddingBatcher(function)
+    vectors = batcher.embed([f"text {i}" for i in range(40)], bulk=True)
+    assert vectors.shape == (40, 8) and batcher.calls == 10  # 40 texts, 4 per call
+    assert function.most == 3  # calls overlapped, never more than the function takes
