@@ -65,5 +65,9 @@ class RequestRejectedError(RunError):
     """The server refused a request in a way retrying cannot fix (a 4xx other than 408, 409 or 429)."""
 
 
+class EmbeddingError(RunError):
+    """The embedding model failed, or its server answered with vectors codi cannot use (wrong size or count)."""
+
+
 class LocalModelError(RunError):
     """The embedded local model server could not be started or died."""

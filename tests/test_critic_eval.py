@@ -136,7 +136,9 @@ def _app() -> Any:
 @pytest.fixture
 def hashing_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI uses the packaged MiniLM; unit tests use hashing embeddings instead."""
-    monkeypatch.setattr("codi_agents.retrieval._embeddings.default_embedding_function", HashingEmbeddingFunction)
+    monkeypatch.setattr(
+        "codi_agents.retrieval._embeddings.default_embedding_function", lambda settings=None: HashingEmbeddingFunction()
+    )
 
 
 def test_cli_prints_the_metrics_and_writes_json(hashing_embeddings: None, tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ asyncio workers). What moves to the workers is the simulation: each Ray actor ho
   `ChromaServer(run_dir/index)` started here (stopped at the end, never orphaned). Workers index the
   corpus in slices first (each document sent once; in parallel, since embedding is the costly part),
   then simulate.
-- **Requests in flight**: every worker gets `max(1, c // workers)` of each role's `max_concurrency` c,
-  so the total per endpoint stays within c (unless there are more workers than c). A 429 halves a
-  worker's own limit (`AdaptiveLimiter`), which is how the shares rebalance: each worker backs off
-  from the server by itself; the driver does not move shares between workers.
+- **Requests in flight**: every worker gets `max(1, c // workers)` of each role's `max_concurrency` c
+  (and of the `[embedding]` server's, whose function each worker builds from the settings), so the
+  total per endpoint stays within c (unless there are more workers than c). A 429 halves a worker's
+  own limit (`AdaptiveLimiter`), which is how the shares rebalance: each worker backs off from the
+  server by itself; the driver does not move shares between workers.
 - **Faults**: a worker that dies has its chunks sent to the others (`WorkerPool`); only finished
   chunks return, so each conversation is written once.
 """
@@ -31,6 +32,7 @@ from codi_agents.batch._outcome import Outcomes
 from codi_agents.batch._plan import Planned
 from codi_agents.batch._prepare import PreparedRun, RunPlan
 from codi_agents.batch._remote import INDEX, SIMULATE, WorkerSpec, build_worker, process_chunk
+from codi_agents.config._embedding import resolve_embedding
 from codi_agents.config._run_config import RunConfig
 from codi_agents.config._settings import Settings
 from codi_agents.distributed import ClusterSpec, WorkerInfo, WorkerPool, connect, shutdown
@@ -73,13 +75,17 @@ def placement(config: RunConfig, settings: Settings, out: str | None) -> str:
 
 
 def worker_settings(session: Session, workers: int) -> Settings:
-    """The run's settings with each remote role's requests in flight divided among the workers."""
+    """The run's settings with each remote role's requests in flight, and the embeddings server's, divided
+    among the workers (each worker builds its embedding function from these settings)."""
     settings = session.settings
     update: dict[str, Any] = {}
     for spec in session.roles:
         if spec.source == "remote":
             share = max(1, spec.concurrency // workers)
             update[spec.role] = getattr(settings, spec.role).model_copy(update={"max_concurrency": share})
+    if (embedding := resolve_embedding(settings)) is not None:
+        share = max(1, embedding.concurrency // workers)
+        update["embedding"] = settings.embedding.model_copy(update={"max_concurrency": share})
     return settings.model_copy(update=update)
 
 

@@ -22,6 +22,7 @@ from codi_agents.config._run_config import RunConfig
 from codi_agents.config._settings import ROLES
 from codi_agents.errors import RunDirectoryError
 from codi_agents.llm._models import ModelsArgument, role_instances
+from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction, embedding_identity
 from codi_agents.rundir._models import (
     ConcurrencyRecord,
     CorpusRecord,
@@ -125,7 +126,7 @@ def _short(value: Any) -> str:
 
 
 def models_per_role(session: Session, instances: ModelsArgument) -> dict[str, str]:
-    """`model @ endpoint` per role, for people and manifests; never a key."""
+    """`model @ endpoint` per role, and the embedding model's, for people and manifests; never a key."""
     given = role_instances(instances)
     names = session.models
     described: dict[str, str] = {}
@@ -137,7 +138,17 @@ def models_per_role(session: Session, instances: ModelsArgument) -> dict[str, st
             described[role] = endpoint.model_copy(update={"model": names[role]}).describe()
         else:
             described[role] = f"{names[role]} @ embedded (llama.cpp, started by codi)"
+    described["embedding"] = _embedding_model(session)
     return described
+
+
+def _embedding_model(session: Session) -> str:
+    embed = session.embedding_function
+    if isinstance(embed, MiniLMEmbeddingFunction):
+        return "all-MiniLM-L6-v2 int8 @ in process (ONNX Runtime)"
+    describe = getattr(embed, "describe", None)
+    shown = describe() if callable(describe) else None
+    return shown if isinstance(shown, str) else f"{embedding_identity(embed)} @ (a function given in code)"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from codi_agents.errors import ConfigError
 from codi_agents.inputs._documents import Document
 from codi_agents.llm._calls import Endpoint
 from codi_agents.llm._models import ModelsArgument
+from codi_agents.retrieval._embeddings import embedding_identity
 from codi_agents.rundir._files import read_run_file
 from codi_agents.rundir._layout import RunLayout
 from codi_agents.rundir._lock import RunLock
@@ -107,10 +108,6 @@ def plan_run(
     if not personas or not flows:
         missing = "persona" if not personas else "flow"
         raise ConfigError(f"No {missing} with a weight above 0 for task {task.name!r}: name one in the run config.")
-    if embedding_function is None:
-        from codi_agents.retrieval._embeddings import default_embedding_function
-
-        embedding_function = default_embedding_function()
     run_settings = settings_for_run(settings, config, index_path=RunLayout(out).index if out is not None else None)
     session = Session(run_settings, models=models, embedding_function=embedding_function, task=task)
     documents = ordered_documents(read.documents, shuffle=config.shuffle_documents, seed=config.seed)
@@ -123,7 +120,7 @@ def plan_run(
         total=config.planned(len(documents)),
         fingerprint=session.fingerprint,
     )
-    embedding = getattr(embedding_function, "name", lambda: type(embedding_function).__name__)()
+    embedding = embedding_identity(session.embedding_function)
     return RunPlan(plan, read, session, run_inputs(plan, read, task, session, config, embedding), source)
 
 

@@ -19,6 +19,7 @@ from codi_agents.cli._common import (
     endpoint_flags,
 )
 from codi_agents.config._resolve import resolve_settings
+from codi_agents.config._settings import Settings
 from codi_agents.critic._calibration import Calibration, load_calibration
 from codi_agents.evaluation._evaluate import EvaluationReport, evaluate_file
 from codi_agents.evaluation._metrics import Metrics
@@ -64,7 +65,7 @@ def eval_critic_command(
     redactor.add_settings(settings)
     calibration = load_calibration(calibration_file or settings.critic_calibration)
     if fit is not None:
-        calibration = _fit(console, file, fit, fit_version, fit_fraction, fit_seed, calibration, settings.task)
+        calibration = _fit(console, file, fit, fit_version, fit_fraction, fit_seed, calibration, settings)
     with console.status(f"judging the items of {file}..."):
         report = evaluate_file(file, settings, calibration=calibration, limit=limit, concurrency=concurrency)
     print_report(report, console)
@@ -138,7 +139,7 @@ def _fit(
     fraction: float,
     seed: int,
     base: Calibration,
-    task_name: str,
+    settings: Settings,
 ) -> Calibration:
     from codi_agents.evaluation._fit import fit_calibration, write_calibration
     from codi_agents.evaluation._labelled import read_labelled
@@ -152,8 +153,8 @@ def _fit(
         result = fit_calibration(
             items,
             base=base,
-            task=get_task(task_name),
-            embed=default_embedding_function(),
+            task=get_task(settings.task),
+            embed=default_embedding_function(settings),
             version=version or f"{base.version}-fit",
             fraction=fraction,
             seed=seed,

@@ -10,6 +10,7 @@ Precedence, highest first:
 4. environment variables: `CODI_BASE_URL`, `CODI_API_KEY`, `CODI_MODEL` (every role) and
    `CODI_<ROLE>_BASE_URL`, `CODI_<ROLE>_API_KEY`, `CODI_<ROLE>_MODEL` (ROLE = USER, ASSISTANT,
    CRITIC); `OPENAI_BASE_URL` and `OPENAI_API_KEY` stand in for the first two;
+   `CODI_EMBEDDING_BASE_URL`, `CODI_EMBEDDING_API_KEY`, `CODI_EMBEDDING_MODEL` (the `[embedding]` server);
 5. defaults.
 
 A file can point at an environment variable instead of holding a key: `api_key = "${MY_KEY}"`.
@@ -109,11 +110,11 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "model": env.get("CODI_MODEL"),
     }
     layer["endpoint"] = {key: value for key, value in shared.items() if value}
-    for role in ROLES:
-        prefix = f"CODI_{role.upper()}_"
+    for section in (*ROLES, "embedding"):
+        prefix = f"CODI_{section.upper()}_"
         own = {field: env.get(prefix + field.upper()) for field in ("base_url", "api_key", "model")}
         if any(own.values()):
-            layer[role] = {key: value for key, value in own.items() if value}
+            layer[section] = {key: value for key, value in own.items() if value}
     return layer
 
 

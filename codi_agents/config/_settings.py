@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from codi_agents._ids import stable_hash
 
@@ -75,6 +75,48 @@ class EndpointSettings(BaseModel):
         return f"{self.model or '?'} @ {where}"
 
 
+class EmbeddingSettings(BaseModel):
+    """An OpenAI-compatible `POST /v1/embeddings` server in place of the packaged MiniLM (vLLM, TEI, Ollama,
+    Infinity, OpenAI). Unset (no `base_url` and no `model`): the packaged MiniLM, in process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(
+        default=None, description="Endpoint URL, e.g. http://localhost:8080/v1; unset: OpenAI."
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key; never written anywhere. Unset: the shared endpoint's key when both are the same server.",
+    )
+    model: str | None = Field(default=None, description="The embedding model's name on the server.")
+    dimensions: int | None = Field(
+        default=None,
+        ge=1,
+        description="Ask for vectors of this size (OpenAI text-embedding-3 and later); unset: the model's own size.",
+    )
+    batch_size: int | None = Field(default=None, ge=1, le=2048, description="Texts per request (default 32).")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds before a request times out (default 60).")
+    max_retries: int | None = Field(default=None, ge=0, description="Retries of a failed request (default 4).")
+    max_concurrency: int | None = Field(default=None, ge=1, description="Requests in flight (default 8).")
+    endpoint_down_seconds: float | None = Field(
+        default=None, gt=0, description="Stop when most requests failed for this long (default: the endpoint's)."
+    )
+
+    @property
+    def configured(self) -> bool:
+        """True when embeddings come from a server rather than the packaged MiniLM."""
+        return bool(self.base_url or self.model)
+
+    @model_validator(mode="after")
+    def _named_model(self) -> Self:
+        if self.base_url and not self.model:
+            raise ValueError(
+                "[embedding] has a base_url but no model: name the embedding model the server serves "
+                '(e.g. model = "BAAI/bge-small-en-v1.5")'
+            )
+        return self
+
+
 class Settings(BaseModel):
     """Everything that shapes a simulation. Fields that change output feed `fingerprint()`."""
 
@@ -128,6 +170,10 @@ class Settings(BaseModel):
     oversize: Literal["truncate", "skip"] = Field(default="truncate", description="What to do with larger ones.")
     chroma_path: str | None = Field(default=None, description="Persist the passage index in this folder.")
     chroma_url: str | None = Field(default=None, description="Use a Chroma server at this URL instead.")
+    embedding: EmbeddingSettings = Field(
+        default_factory=EmbeddingSettings,
+        description="An embeddings server for indexing, retrieval and the critic; unset: the packaged MiniLM.",
+    )
 
     def endpoint_for(self, role: Role) -> EndpointSettings:
         """The endpoint settings of `role` as the user set them: its own fields over the shared ones.
@@ -138,7 +184,7 @@ class Settings(BaseModel):
     def secrets(self) -> list[str]:
         """Every API key in these settings, for redaction: keys, and credentials written into a `base_url`
         (`https://user:password@host/v1`, `...?api-key=...`)."""
-        endpoints = [getattr(self, name) for name in ("endpoint", *ROLES)]
+        endpoints = [getattr(self, name) for name in ("endpoint", *ROLES, "embedding")]
         keys = [endpoint.api_key.get_secret_value() for endpoint in endpoints if endpoint.api_key is not None]
         return keys + [secret for endpoint in endpoints for secret in url_credentials(endpoint.base_url)]
 
@@ -157,6 +203,10 @@ class Settings(BaseModel):
             data[f"{role}_model"] = endpoint.model_copy(update={"temperature": temperature}).model_dump(
                 mode="json", include={"base_url", "model", "temperature", "max_tokens", "context_window"}
             )
+        if self.embedding.configured:
+            # The model and the size asked for, not the server's URL: the same model serves the same vectors
+            # wherever it runs, and moving a server must not make every id new (MiniLM, unset, adds nothing).
+            data["embedding_model"] = self.embedding.model_dump(mode="json", include={"model", "dimensions"})
         return data
 
     def fingerprint(self) -> str:
@@ -175,10 +225,11 @@ NOT_OUTPUT_AFFECTING = frozenset(
         "seed",
         "local_threads",
         "critic_calibration",
+        "embedding",
     }
 )
 """Settings left out of `output_affecting`: the endpoints enter it role by role, without keys; the session
-hashes the calibration's numbers instead of its path."""
+hashes the calibration's numbers instead of its path; the embedding server enters it as its model only."""
 
 
 _CREDENTIAL_PARAMETERS = re.compile(r"(api[-_]?key|key|token|access[-_]?token|secret|password|sig|signature)$", re.I)

@@ -250,7 +250,7 @@ def evaluate_file(
     if embedding_function is None:
         from codi_agents.retrieval._embeddings import default_embedding_function
 
-        embedding_function = default_embedding_function()
+        embedding_function = default_embedding_function(settings)
     with open_critic(settings, calibration, critic_model) as critic:
         results = asyncio.run(
             _evaluate_and_close(

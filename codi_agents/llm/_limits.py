@@ -1,5 +1,8 @@
 """Request concurrency per endpoint: an adaptive limit that backs off on rate limits, and a health watch.
 
+`AdaptiveLimiter` serves coroutines (chat calls); `ThreadLimiter` is the same policy for threads (the
+embeddings server's calls, made from the embedding batcher's threads).
+
 The limit follows AIMD (as TCP does): a rate-limit answer halves it, a run of successes raises it
 by one, never above the configured maximum. The health watch stops a run early when most recent
 requests to an endpoint have failed for a sustained period, instead of retrying forever.
@@ -10,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 SUCCESSES_BEFORE_RAISE = 20
@@ -107,6 +111,72 @@ class AdaptiveLimiter:
     def waiting(self) -> int:
         """Requests waiting for a slot now."""
         return len(self._waiters)
+
+
+class ThreadLimiter:
+    """`AdaptiveLimiter` for callers on threads (the embedding batcher's): the same AIMD limit and pause.
+
+    At most `limit` calls hold a slot; a 429 halves the limit (once per cooldown), a run of successes
+    raises it by one up to `maximum`, and `pause` holds back new calls while the server asked for quiet.
+    """
+
+    def __init__(self, maximum: int, *, cooldown_seconds: float = RATE_LIMIT_COOLDOWN_SECONDS) -> None:
+        self.maximum = max(1, maximum)
+        self.limit = self.maximum
+        self.cooldown_seconds = cooldown_seconds
+        self._in_flight = 0
+        self._successes = 0
+        self._last_decrease = -math.inf
+        self._resume_at = 0.0
+        self._condition = threading.Condition()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one call slot for the duration of the block (the calling thread waits for one)."""
+        with self._condition:
+            while True:
+                pause = self._resume_at - time.monotonic()
+                if pause > 0:
+                    self._condition.wait(pause + random.uniform(0, 0.1 * pause))
+                elif self._in_flight < self.limit:
+                    break
+                else:
+                    self._condition.wait()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._in_flight -= 1
+                self._condition.notify()
+
+    def record_success(self) -> None:
+        """A call succeeded: after enough of them in a row, allow one more at once."""
+        with self._condition:
+            self._successes += 1
+            if self._successes >= SUCCESSES_BEFORE_RAISE and self.limit < self.maximum:
+                self.limit += 1
+                self._successes = 0
+                self._condition.notify()
+
+    def record_rate_limited(self) -> None:
+        """The server said 429: halve the number of calls at once (once per cooldown)."""
+        with self._condition:
+            self._successes = 0
+            now = time.monotonic()
+            if now - self._last_decrease >= self.cooldown_seconds:
+                self.limit = max(1, self.limit // 2)
+                self._last_decrease = now
+
+    def pause(self, seconds: float) -> None:
+        """Start no new call for `seconds` (the server's `Retry-After`)."""
+        with self._condition:
+            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls holding a slot now."""
+        return self._in_flight
 
 
 @dataclass

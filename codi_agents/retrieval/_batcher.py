@@ -13,6 +13,11 @@ parts and wait behind interactive ones, so a conversation's query is not stuck b
 
 The batcher is usable from any thread and any event loop: `embed()` blocks its caller, `aembed()`
 awaits. Its worker thread stops after a second idle and starts again on the next request.
+
+An embedding function may say how it wants to be called: `batch_size` (texts per call) and
+`max_concurrency` (calls at once). An embeddings server has both: each batch goes out on a thread of
+its own while the next gathers. A `CodiError` it raises (server down, request refused, vectors of the
+wrong size) reaches every caller of the batch as it is, so a run stops or fails as on a chat endpoint.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from codi_agents.errors import RunError
+from codi_agents.errors import CodiError, EmbeddingError
 
 EmbedFunction = Callable[[list[str]], Any]
 """Texts to vectors (one row per text); a Chroma embedding function qualifies."""
@@ -46,10 +51,6 @@ CACHE_TEXTS = 16384
 IDLE_SECONDS = 1.0
 """The worker thread ends after this long without requests (and starts again on the next)."""
 _INTERACTIVE, _BULK = 0, 1
-
-
-class EmbeddingError(RunError):
-    """The embedding model failed on a batch; every request in that batch gets this error."""
 
 
 class _Job:
@@ -88,14 +89,18 @@ class EmbeddingBatcher:
         embed: EmbedFunction,
         *,
         window_seconds: float = WINDOW_SECONDS,
-        max_batch: int = MAX_BATCH,
+        max_batch: int | None = None,
         cache_size: int = CACHE_TEXTS,
         weak: bool = False,
+        parallel: int | None = None,
     ) -> None:
-        """`weak` holds `embed` by a weak reference, so a batcher kept beside its function does not keep it alive."""
+        """`weak` holds `embed` by a weak reference, so a batcher kept beside its function does not keep it alive.
+        `max_batch` and `parallel` (model calls at once) default to what `embed` says, else `MAX_BATCH` and 1."""
         self._model: Callable[[], EmbedFunction | None] = weakref.ref(embed) if weak else (lambda: embed)
         self.window_seconds = window_seconds
-        self.max_batch = max(1, max_batch)
+        self.max_batch = max(1, max_batch or _said(embed, "batch_size") or MAX_BATCH)
+        self.parallel = max(1, parallel or _said(embed, "max_concurrency") or 1)
+        self._slots = threading.BoundedSemaphore(self.parallel)
         self.cache_size = cache_size
         self.calls = 0
         """Model calls made."""
@@ -150,9 +155,11 @@ class EmbeddingBatcher:
 
     def _serve(self) -> None:
         while True:
+            self._slots.acquire()  # with every call in flight, requests wait in the queue and make one batch
             try:
                 first = self._queue.get(timeout=IDLE_SECONDS)
             except queue.Empty:
+                self._slots.release()
                 with self._lock:
                     if self._queue.empty():
                         self._thread = None
@@ -169,11 +176,19 @@ class EmbeddingBatcher:
                     break
                 batch.append(part)
                 size += len(part.texts)
-            try:
-                self._run(batch)
-            except Exception as error:  # never leave a caller waiting on a thread that died
-                for part in batch:
-                    part.job.fail(EmbeddingError(f"Embedding a batch failed unexpectedly: {error!r}."))
+            if self.parallel == 1:
+                self._run_and_release(batch)
+            else:
+                threading.Thread(target=self._run_and_release, args=(batch,), daemon=True).start()
+
+    def _run_and_release(self, batch: list[_Part]) -> None:
+        try:
+            self._run(batch)
+        except Exception as error:  # never leave a caller waiting on a thread that died
+            for part in batch:
+                part.job.fail(EmbeddingError(f"Embedding a batch failed unexpectedly: {error!r}."))
+        finally:
+            self._slots.release()
 
     def _run(self, batch: list[_Part]) -> None:
         keys = {text: _key(text) for part in batch for text in part.texts}
@@ -197,14 +212,8 @@ class EmbeddingBatcher:
                     raise ValueError(f"it returned an array of shape {fresh.shape} for {len(missing)} texts")
                 vectors.update(zip(missing, fresh, strict=True))
         except Exception as error:
-            failure = EmbeddingError(
-                f"The embedding model failed on a batch of {len(missing)} texts: {type(error).__name__}: {error}. "
-                "Check the embedding function (or its server); the conversations that needed it are retried "
-                "on resume."
-            )
-            failure.__cause__ = error
             for part in batch:
-                part.job.fail(failure)
+                part.job.fail(_failure(error, len(missing)))
             return
         with self._lock:
             self.calls += 1 if missing else 0
@@ -233,6 +242,30 @@ class EmbeddingBatcher:
                 self._cache.move_to_end(_key(text))
             self.hits += len(texts)
         return np.stack(rows)  # type: ignore[arg-type]
+
+
+def _failure(error: Exception, texts: int) -> CodiError:
+    """What the callers of a failed batch get: the function's own `CodiError` (a copy each, so that their
+    tracebacks stay apart), or an `EmbeddingError` that says what failed."""
+    if isinstance(error, CodiError):
+        try:
+            copy = type(error)(*error.args)
+        except Exception:
+            copy = EmbeddingError(str(error))
+        copy.__cause__ = error.__cause__
+        copy.__suppress_context__ = True
+        return copy
+    failure = EmbeddingError(
+        f"The embedding model failed on a batch of {texts} texts: {type(error).__name__}: {error}. "
+        "Check the embedding function (or its server); the conversations that needed it are retried on resume."
+    )
+    failure.__cause__ = error
+    return failure
+
+
+def _said(embed: EmbedFunction, attribute: str) -> int | None:
+    value = getattr(embed, attribute, None)
+    return value if isinstance(value, int) and value >= 1 else None
 
 
 def _key(text: str) -> bytes:

@@ -22,6 +22,7 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
+from codi_agents.config._settings import Settings
 from codi_agents.errors import ConfigError
 
 MAX_TOKENS = 256
@@ -111,6 +112,9 @@ def _load(threads: int | None) -> _MiniLM:
 class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
     """all-MiniLM-L6-v2 (int8, ONNX) from PyPI wheels: no download, no network."""
 
+    dimension = 384
+    """The size of its vectors (known without loading the model)."""
+
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
 
@@ -136,7 +140,23 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         return {"threads": self.threads}
 
 
-def default_embedding_function() -> EmbeddingFunction[Documents]:
-    """The embedding function codi uses when none is given: the packaged MiniLM."""
+def default_embedding_function(settings: Settings | None = None) -> EmbeddingFunction[Documents]:
+    """The embedding function codi uses when none is given: the `[embedding]` server of `settings` when they
+    name one (`retrieval._remote_embeddings`), else the packaged MiniLM (which is not loaded here)."""
+    if settings is not None and settings.embedding.configured:
+        from codi_agents.retrieval._remote_embeddings import ServerEmbeddingFunction
+
+        server = ServerEmbeddingFunction.from_settings(settings)
+        if server is not None:
+            return server
     model_files()
     return MiniLMEmbeddingFunction()
+
+
+def embedding_identity(embed: Any) -> str:
+    """What names an embedding function's vectors in fingerprints, without calling it: its Chroma name, and
+    its model when it has one (a server's); MiniLM and test doubles are named by their Chroma name alone."""
+    name = getattr(embed, "name", None)
+    identity = name() if callable(name) else type(embed).__name__
+    model = getattr(embed, "model", None)
+    return f"{identity}:{model}" if isinstance(model, str) and model else str(identity)

@@ -7,7 +7,8 @@ its context) are combined by their summed similarity.
 
 Vectors are computed by the embedding function's batcher (`_batcher.py`) and handed to Chroma, so
 queries from concurrent conversations share model calls and Chroma never embeds one text at a
-time. The collection still records the embedding function, so a persisted index reopens with it.
+time. The collection still records the embedding function, so a persisted index reopens with it,
+and one built with another embedding model is refused (`_index_check`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from codi_agents.errors import ConfigError
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import Passage
 from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
+from codi_agents.retrieval._index_check import open_collection
 
 DEFAULT_COLLECTION = "codi_passages"
 CANDIDATES_PER_K = 3
@@ -75,11 +77,7 @@ class PassageIndex:
         else:
             client = chromadb.EphemeralClient(settings=settings)
             collection = f"{collection}-{uuid.uuid4().hex[:12]}"
-        handle = client.get_or_create_collection(
-            collection,
-            embedding_function=embedding_function,  # type: ignore[arg-type]
-            configuration={"hnsw": {"space": "cosine"}},
-        )
+        handle = open_collection(client, collection, embedding_function, url or path or "(in memory)")
         return cls(client, handle, batcher_for(embedding_function), ephemeral=ephemeral)
 
     def add(self, document: Document, passages: Sequence[Passage]) -> bool:

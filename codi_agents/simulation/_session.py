@@ -30,6 +30,7 @@ from codi_agents.inputs._personas import Persona
 from codi_agents.llm._calls import RoleModel, model_name
 from codi_agents.llm._local_server import MODEL_ALIAS, LocalModelServer
 from codi_agents.llm._models import ModelsArgument, build_role_models, role_instances
+from codi_agents.retrieval._embeddings import default_embedding_function, embedding_identity
 from codi_agents.retrieval._index import PassageIndex
 from codi_agents.simulation._context import SimulationContext
 from codi_agents.simulation._graph import build_graph, recursion_limit
@@ -62,7 +63,11 @@ class Session:
         """How each role is served: the one place the embedded decision and the defaults are read from."""
         self.task = task if isinstance(task, Task) else get_task(task or self.settings.task)
         self.calibration = calibration or load_calibration(self.settings.critic_calibration)
-        self._embedding_function = embedding_function
+        self._owns_embedding = embedding_function is None
+        self._embedding_function = (
+            embedding_function if embedding_function is not None else default_embedding_function(self.settings)
+        )
+        """Given, or the settings' `[embedding]` server, or the packaged MiniLM (loaded on first use)."""
         self.server: LocalModelServer | None = None
         self._local_server_url = local_server_url
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -81,10 +86,6 @@ class Session:
             self.server.start()
         try:
             models = self._build_models()
-            if self._embedding_function is None:
-                from codi_agents.retrieval._embeddings import default_embedding_function
-
-                self._embedding_function = default_embedding_function()
             self.index = PassageIndex.open(
                 self._embedding_function, path=self.settings.chroma_path, url=self.settings.chroma_url
             )
@@ -154,6 +155,9 @@ class Session:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        close_embedding = getattr(self._embedding_function, "close", None)
+        if self._owns_embedding and callable(close_embedding):
+            close_embedding()  # an embeddings server's connections (it reconnects if used again)
         self.context = None
 
     def __enter__(self) -> Session:
@@ -180,9 +184,14 @@ class Session:
         return {role: model_name(chat) for role, chat in sorted(self._instances.items())}
 
     @property
+    def embedding_function(self) -> EmbeddingFunction[Documents]:
+        """The embedding function of the index and the critic."""
+        return self._embedding_function
+
+    @property
     def fingerprint(self) -> str:
         """A hash of everything that shapes output: settings, task version, calibration, embedding."""
-        name = getattr(self._embedding_function, "name", lambda: "")()
+        name = embedding_identity(self._embedding_function)
         return stable_hash(
             {
                 "settings": self.settings.output_affecting(),

@@ -30,7 +30,7 @@ class StudentPrompter:
         if embedding_function is None:
             from codi_agents.retrieval._embeddings import default_embedding_function
 
-            embedding_function = default_embedding_function()
+            embedding_function = default_embedding_function(settings)
         self.settings = settings
         self.template = get_task(settings.task).prompts.training_system
         self.index = PassageIndex.open(embedding_function)

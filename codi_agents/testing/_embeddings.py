@@ -33,18 +33,13 @@ class HashingEmbeddingFunction(EmbeddingFunction[Documents]):
     def __call__(self, input: Documents) -> Embeddings:
         return [self._embed(text) for text in input]
 
+    @property
+    def dimension(self) -> int:
+        """The size of its vectors."""
+        return self.dimensions
+
     def _embed(self, text: str) -> np.ndarray:
-        vector = np.zeros(self.dimensions, dtype=np.float32)
-        for word in _WORD.findall(text.lower()):
-            if word in _STOPWORDS:
-                continue
-            bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
-            vector[bucket % self.dimensions] += 1.0
-        norm = float(np.linalg.norm(vector))
-        if norm == 0:
-            vector[0] = 1.0
-            return vector
-        return vector / norm
+        return hashed_vector(text, self.dimensions)
 
     @staticmethod
     def name() -> str:
@@ -62,3 +57,20 @@ class HashingEmbeddingFunction(EmbeddingFunction[Documents]):
 
     def get_config(self) -> dict[str, Any]:
         return {"dimensions": self.dimensions}
+
+
+def hashed_vector(text: str, dimensions: int, salt: str = "") -> np.ndarray:
+    """The unit bag-of-words vector of `text`: each word (stopwords aside) adds 1 to a bucket chosen by its hash
+    (salted by `salt`, so the fake server's models give different vectors)."""
+    vector = np.zeros(dimensions, dtype=np.float32)
+    for word in _WORD.findall(text.lower()):
+        if word in _STOPWORDS:
+            continue
+        bucket = int.from_bytes(hashlib.blake2b((salt + word).encode(), digest_size=4).digest(), "little")
+        vector[bucket % dimensions] += 1.0
+    norm = float(np.linalg.norm(vector))
+    if norm == 0:
+        vector[0] = 1.0
+        return vector
+    unit: np.ndarray = vector / norm
+    return unit

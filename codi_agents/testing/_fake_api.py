@@ -1,8 +1,9 @@
-"""The fake server's HTTP application: its routes, its injected faults and its counters."""
+"""The fake server's HTTP application: its routes (models, chat, embeddings), its injected faults and its counters."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from codi_agents.testing._embeddings import hashed_vector
 from codi_agents.testing._replies import chosen_tool, example_from_schema, reply_text
 
 DEFAULT_MODEL = "codi-fake"
@@ -35,6 +37,16 @@ class Faults:
     reject_key: bool = False
     """Answer every request with 401 (or `fail_all_status`) and an error message that repeats the API key it
     was sent, as some servers do: what codi writes and prints must still never show the key."""
+    embedding_rate_limit_first: int = 0
+    """Answer this many embeddings requests with 429 and `Retry-After` (chat requests are not affected)."""
+    embedding_fail_all_status: int | None = None
+    """Answer every embeddings request with this status."""
+    embedding_wrong_size_after: int | None = None
+    """After this many answered embeddings requests, answer vectors one longer (a server that changed model)."""
+    embedding_missing_vectors: int = 0
+    """Leave this many vectors out of every embeddings answer (fewer vectors than texts)."""
+    embedding_empty: bool = False
+    """Answer `null` in place of every vector."""
 
 
 @dataclass
@@ -47,6 +59,8 @@ class ServerConfig:
     other_models: tuple[str, ...] = ()
     """More model names `GET /v1/models` lists after `model` (a server serving several models)."""
     faults: Faults = field(default_factory=Faults)
+    embedding_dimensions: int = 64
+    """Size of the vectors `POST /v1/embeddings` answers (unless a request asks for `dimensions`)."""
     tool_arguments: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(_default_tool_arguments()))
     """Arguments that override the generated ones, by tool name."""
 
@@ -70,13 +84,17 @@ class FakeApi:
     def set_faults(self, faults: Faults) -> None:
         self.config.faults = faults
         self._remaining = Counter(
-            rate_limit=faults.rate_limit_first, server_error=faults.server_error_first, drop=faults.drop_first
+            rate_limit=faults.rate_limit_first,
+            server_error=faults.server_error_first,
+            drop=faults.drop_first,
+            embedding_rate_limit=faults.embedding_rate_limit_first,
         )
 
     def app(self) -> web.Application:
         application = web.Application()
         application.router.add_get("/v1/models", self.models)
         application.router.add_post("/v1/chat/completions", self.chat)
+        application.router.add_post("/v1/embeddings", self.embeddings)
         application.router.add_get("/_codi/stats", self.stats)
         application.router.add_post("/_codi/faults", self.faults)
         return application
@@ -101,9 +119,7 @@ class FakeApi:
         self.counts["requests"] += 1
         faults = self.config.faults
         if faults.reject_key:
-            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            status = faults.fail_all_status or 401
-            return self._error(status, f"Incorrect API key provided: {key}. You can find your key in your account.")
+            return self._key_rejected(request)
         if faults.fail_all_status is not None:
             return self._error(faults.fail_all_status, "the fake server is set to fail every request")
         if self._take("rate_limit"):
@@ -160,6 +176,50 @@ class FakeApi:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        """`POST /v1/embeddings`: a hashed bag-of-words vector per text (salted by the model's name)."""
+        self.counts["embedding_requests"] += 1
+        faults = self.config.faults
+        if faults.reject_key:
+            return self._key_rejected(request)
+        if faults.embedding_fail_all_status is not None:
+            return self._error(faults.embedding_fail_all_status, "the fake server is set to fail every embedding")
+        if self._take("embedding_rate_limit"):
+            self.counts["embedding_rate_limited"] += 1
+            return self._error(429, "rate limit reached", {"Retry-After": f"{faults.retry_after:g}"})
+        body = await request.json()
+        texts = [body.get("input")] if isinstance(body.get("input"), str) else body.get("input")
+        if not isinstance(texts, list) or not all(isinstance(text, str) and text for text in texts):
+            return self._error(400, "input must be a non-empty string or a list of them (no token ids)")
+        model = str(body.get("model") or self.config.model)
+        size = int(body.get("dimensions") or self.config.embedding_dimensions)
+        if faults.embedding_wrong_size_after is not None and self.counts["embedding_answered"] >= (
+            faults.embedding_wrong_size_after
+        ):
+            size += 1
+        if self.config.latency:
+            await asyncio.sleep(self.config.latency)
+        self.counts["embedding_answered"] += 1
+        self.counts["embedded_texts"] += len(texts)
+        data = []
+        for index, text in enumerate(texts):
+            vector = hashed_vector(text, size, salt=model)
+            encoded: Any = vector.tolist()
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(vector.astype("<f4").tobytes()).decode()
+            data.append(
+                {"object": "embedding", "index": index, "embedding": None if faults.embedding_empty else encoded}
+            )
+        data = data[: max(0, len(data) - faults.embedding_missing_vectors)]
+        tokens = sum(len(text) // 4 + 1 for text in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response({"object": "list", "data": data, "model": model, "usage": usage})
+
+    def _key_rejected(self, request: web.Request) -> web.Response:
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        status = self.config.faults.fail_all_status or 401
+        return self._error(status, f"Incorrect API key provided: {key}. You can find your key in your account.")
 
     def _take(self, fault: str) -> bool:
         if self._remaining[fault] > 0:

@@ -1,6 +1,7 @@
 """A fake OpenAI-compatible chat server on 127.0.0.1 for tests and benchmarks: real HTTP, no model.
 
-It serves `GET /v1/models` and `POST /v1/chat/completions`. The replies are made up but useful:
+It serves `GET /v1/models`, `POST /v1/chat/completions` and `POST /v1/embeddings`. The replies are
+made up but useful:
 
 - a request with tools gets a call of the chosen (or first) tool, with arguments generated from the
   tool's JSON schema, so `with_structured_output(method="function_calling")` parses; arguments given
@@ -8,12 +9,15 @@ It serves `GET /v1/models` and `POST /v1/chat/completions`. The replies are made
   tool gets an approving verdict);
 - without tools, a prompt that quotes passages (`<passage id=...>`) gets the first sentence of the
   first passage, as a grounded assistant would answer; any other prompt gets a user's question about
-  words of the document it shows (`codi_agents.testing._scripted`).
+  words of the document it shows (`codi_agents.testing._scripted`);
+- an embeddings request gets a hashed bag-of-words vector per text, of `embedding_dimensions` floats
+  (or the `dimensions` asked for), salted by the model's name: deterministic, and lexical retrieval works.
 
 Latency per request and faults (429 with `Retry-After`, 5xx, dropped connections, a server that
-fails everything) are set at start and can be changed while it runs (`set_faults`); `stats()` counts
-what it answered. Run it in a thread of this process (tests), or in a child process (benchmarks, so
-that it shares neither codi's event loop nor its GIL):
+fails everything; for embeddings: 429s, failures, vectors of the wrong size or count, null vectors)
+are set at start and can be changed while it runs (`set_faults`); `stats()` counts what it answered.
+Run it in a thread of this process (tests), or in a child process (benchmarks, so that it shares
+neither codi's event loop nor its GIL):
 
     with FakeOpenAIServer(latency=0.2, process=True) as server:
         settings = Settings(endpoint={"base_url": server.base_url, "model": server.model, "api_key": "fake"})
@@ -55,8 +59,15 @@ class FakeOpenAIServer:
         other_models: tuple[str, ...] = (),
         process: bool = False,
         port: int = 0,
+        embedding_dimensions: int = 64,
     ) -> None:
-        self.config = ServerConfig(latency=latency, model=model, other_models=other_models, faults=faults or Faults())
+        self.config = ServerConfig(
+            latency=latency,
+            model=model,
+            other_models=other_models,
+            faults=faults or Faults(),
+            embedding_dimensions=embedding_dimensions,
+        )
         self.process_mode = process
         self.port = port
         self._process: subprocess.Popen[str] | None = None
@@ -105,7 +116,8 @@ class FakeOpenAIServer:
         self._post("/_codi/faults", asdict(faults))
 
     def stats(self) -> dict[str, int]:
-        """Counters: requests, answered, rate_limited, status_<code>, prompt_tokens, completion_tokens."""
+        """Counters: requests, answered, rate_limited, status_<code>, prompt_tokens, completion_tokens; for
+        embeddings: embedding_requests, embedding_answered, embedded_texts, embedding_rate_limited."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_codi/stats", timeout=10) as response:
             return dict(json.loads(response.read()))
 
@@ -155,6 +167,7 @@ class FakeOpenAIServer:
         command += ["--latency", str(self.config.latency), "--model", self.config.model]
         command += [argument for name in self.config.other_models for argument in ("--other-model", name)]
         command += ["--faults", json.dumps(asdict(self.config.faults))]
+        command += ["--embedding-dimensions", str(self.config.embedding_dimensions)]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
@@ -175,18 +188,20 @@ async def _serve(config: ServerConfig, port: int) -> tuple[web.AppRunner, int]:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m codi_agents.testing._server`: serve until SIGTERM or SIGINT; print the URL first."""
-    parser = argparse.ArgumentParser(description="Fake OpenAI-compatible chat server for codi's tests.")
+    parser = argparse.ArgumentParser(description="Fake OpenAI-compatible chat and embeddings server for codi's tests.")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--other-model", action="append", default=[], help="More names /v1/models lists.")
     parser.add_argument("--faults", default="{}", help="Faults as JSON, e.g. '{\"rate_limit_first\": 5}'.")
+    parser.add_argument("--embedding-dimensions", type=int, default=64, help="Size of the embedding vectors.")
     args = parser.parse_args(argv)
     config = ServerConfig(
         latency=args.latency,
         model=args.model,
         other_models=tuple(args.other_model),
         faults=Faults(**json.loads(args.faults)),
+        embedding_dimensions=args.embedding_dimensions,
     )
 
     async def serve() -> None:
