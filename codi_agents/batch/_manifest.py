@@ -25,6 +25,7 @@ from codi_agents.llm._models import ModelsArgument, role_instances
 from codi_agents.rundir._models import (
     ConcurrencyRecord,
     CorpusRecord,
+    IndexRecord,
     ManifestConfig,
     RunFiles,
     RunManifest,
@@ -151,6 +152,7 @@ class ManifestParts:
     session: Session
     instances: ModelsArgument
     requests_per_endpoint: Mapping[str, int]
+    index: IndexRecord | None = None
 
 
 def make_manifest(previous: RunManifest | None, parts: ManifestParts) -> RunManifest:
@@ -188,6 +190,7 @@ def make_manifest(previous: RunManifest | None, parts: ManifestParts) -> RunMani
         ),
         files=RunFiles(),
         sessions=sessions,
+        index=parts.index,
     )
 
 

@@ -4,7 +4,8 @@
 `Session` and the plan: nothing is written, so `codi run --dry-run` stops there. `prepare_run`
 then takes the run directory's lock, refuses another run's files or a changed config, reads back
 what earlier sessions finished (repairing a torn tail) and opens the session, giving a
-`PreparedRun`. The run's adjustments to the settings happen here, before the Session is built.
+`PreparedRun`. The run's adjustments to the settings happen here, before the Session is built; where the
+passage index lives (the shared cache, by default) is decided once the directory is locked (`_index_choice`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents.batch._dedup import NearDuplicates, texts_of_record
+from codi_agents.batch._index_choice import IndexPlacement, place_index
 from codi_agents.batch._manifest import (
     ManifestParts,
     check_fingerprint,
@@ -78,6 +80,13 @@ class PreparedRun:
     """Near-duplicates dropped by earlier sessions."""
     resumed: int = 0
     """Conversations already on disk when this session started."""
+    index: IndexPlacement | None = None
+    """The passage index the session uses (a shared cache entry is held until `release_index`)."""
+
+    def release_index(self) -> None:
+        """Let other runs use the shared cache entry (the session's index must be closed first)."""
+        if self.index is not None:
+            self.index.release()
 
 
 def plan_run(
@@ -111,7 +120,7 @@ def plan_run(
         from codi_agents.retrieval._embeddings import default_embedding_function
 
         embedding_function = default_embedding_function()
-    run_settings = settings_for_run(settings, config, index_path=RunLayout(out).index if out is not None else None)
+    run_settings = settings_for_run(settings, config)
     session = Session(run_settings, models=models, embedding_function=embedding_function, task=task)
     documents = ordered_documents(read.documents, shuffle=config.shuffle_documents, seed=config.seed)
     plan = Plan(
@@ -149,6 +158,7 @@ async def prepare_run(
         lock = RunLock(layout.root)
         lock.acquire()  # before anything reads or changes the directory
     planned: RunPlan | None = None
+    prepared: PreparedRun | None = None
     try:
         planned = await asyncio.to_thread(make_plan)
         prepared = PreparedRun(planned, layout, lock, manifest=None)
@@ -159,6 +169,7 @@ async def prepare_run(
             if previous is not None and not force:
                 check_fingerprint(previous, planned.inputs, layout.root)
             _read_back(prepared, layout, dedup)
+        prepared.index = await asyncio.to_thread(place_index, config.index, planned.session, layout)
         if before_open is not None:
             await asyncio.to_thread(before_open, planned, layout)
         await asyncio.to_thread(planned.session.open)
@@ -174,6 +185,7 @@ async def prepare_run(
                     session=planned.session,
                     instances=models,
                     requests_per_endpoint={e.key: e.snapshot().maximum for e in endpoints},
+                    index=prepared.index.record(),
                 ),
             )
             prepared.manifest = session_ended(made, "running", finished=prepared.tally.finished, wall_seconds=None)
@@ -181,6 +193,8 @@ async def prepare_run(
     except BaseException:
         if planned is not None:
             planned.session.close()
+        if prepared is not None:
+            prepared.release_index()
         if lock is not None:
             lock.release()
         raise
