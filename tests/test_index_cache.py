@@ -192,7 +192,7 @@ def test_an_indexing_that_fails_halfway_is_redone_by_the_next_run(tmp_path: Path
     index = open_entry(failed["index"]["location"], HashingEmbeddingFunction())
     incomplete = [doc for doc in corpus_documents() if not index.is_complete(doc)]
     assert incomplete and index.passages(incomplete[0])  # passages written, no marker: not counted as indexed
-    del index
+    index.close()
 
     again = run(CORPUS, tmp_path / "b", per_document=1, models=scripted_models(),
                 embedding_function=HashingEmbeddingFunction(), **SMALL_CHUNKS)  # fmt: skip
@@ -240,7 +240,7 @@ def test_a_run_killed_halfway_through_a_document_leaves_it_to_the_next_run(tmp_p
     index = open_entry(str(entry), HashingEmbeddingFunction())
     assert index.collection.count() > 0  # it had written passages
     assert not all(index.is_complete(document) for document in corpus_documents())
-    del index
+    index.close()
 
     again = run(CORPUS, tmp_path / "b", per_document=1, models=scripted_models(),
                 embedding_function=HashingEmbeddingFunction(), **SMALL_CHUNKS)  # fmt: skip

@@ -225,11 +225,18 @@ class PassageIndex:
         return bool(self.markers.get(ids=[document_key(document)], include=[])["ids"])
 
     def close(self) -> None:
-        """Drop an in-memory collection; persistent ones stay."""
-        if self._ephemeral:
-            with contextlib.suppress(Exception):  # cleaning up memory must never mask a result
+        """Drop an in-memory collection; persistent ones stay, and the client lets go of their files.
+
+        Chroma shares one client per folder within a process; the last to close it stops it, so a later
+        run in this process reads the folder afresh (another process may have written it meanwhile)."""
+        with contextlib.suppress(Exception):  # cleaning up must never mask a result
+            if self._ephemeral:
                 self.client.delete_collection(self.collection.name)
                 self.client.delete_collection(self.markers.name)
+            else:
+                close = getattr(self.client, "close", None)  # Chroma >= 1.1
+                if callable(close):
+                    close()
 
     def _completed(self, key: str, passages: int) -> dict[int, list[str]] | None:
         """The stored flags of a completely indexed document, or None when it is not (or was cut otherwise)."""
