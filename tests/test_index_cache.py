@@ -22,6 +22,7 @@ from codi_agents.inputs._passages import chunk_document
 from codi_agents.retrieval._cache import (
     CacheEntry,
     claim_entry,
+    claim_folder,
     collection_name,
     embedding_identity,
     index_key,
@@ -154,7 +155,7 @@ def test_the_key_follows_the_embedding_functions_fingerprint() -> None:
     assert minilm.startswith("codi_minilm_l6_v2_int8:") and minilm == embedding_identity(MiniLMEmbeddingFunction(2))
 
 
-def test_index_run_keeps_a_private_index_and_a_folder_moves_the_cache(tmp_path: Path) -> None:
+def test_index_run_keeps_a_private_index_a_folder_moves_the_cache_and_chroma_path_is_held(tmp_path: Path) -> None:
     private = run(CORPUS, tmp_path / "a", n=1, index="run", models=scripted_models(),
                   embedding_function=HashingEmbeddingFunction())  # fmt: skip
     assert private["index"]["kind"] == "run" and private["index"]["location"] == str(tmp_path / "a" / "index")
@@ -164,6 +165,18 @@ def test_index_run_keeps_a_private_index_and_a_folder_moves_the_cache(tmp_path: 
     assert moved["index"]["location"] == str(tmp_path / "elsewhere" / moved["index"]["key"])
     info = json.loads((tmp_path / "elsewhere" / moved["index"]["key"] / "codi-index.json").read_text())
     assert info["chunking"]["chunk_size"] == 800 and info["embedding"].startswith("codi_hashing:")
+    folder = tmp_path / "named"
+    named = run(CORPUS, tmp_path / "n", n=1, chroma_path=str(folder), models=scripted_models(),
+                embedding_function=HashingEmbeddingFunction())  # fmt: skip
+    assert named["index"]["kind"] == "folder" and named["index"]["location"] == str(folder)
+    held = claim_folder(folder, index_parts(800, 100, HashingEmbeddingFunction()))  # as another run holding it
+    assert isinstance(held, CacheEntry)
+    try:
+        beside = run(CORPUS, tmp_path / "m", n=1, chroma_path=str(folder), models=scripted_models(),
+                     embedding_function=HashingEmbeddingFunction())  # fmt: skip
+    finally:
+        held.release()
+    assert beside["index"]["kind"] == "run" and "in use by another run" in beside["index"]["note"]
     with pytest.raises(ConfigError, match="chroma_path"):
         run(CORPUS, tmp_path / "c", n=1, index="run", chroma_path=str(tmp_path / "x"), models=scripted_models(),
             embedding_function=HashingEmbeddingFunction())  # fmt: skip

@@ -6,9 +6,10 @@
 - nothing set: the shared cache under `default_cache_root()`; a run without a directory keeps its index
   in memory, as it always did.
 
-A shared entry is held by one process at a time (Chroma's on-disk client is not safe with two writers).
-A run that finds its entry held does not wait (the other run may last hours): it indexes into an index
-of its own (`RUN_DIR/index`, or memory) and says so in the log, the manifest and the summary.
+A shared entry (and a `chroma_path` folder) is held by one process at a time (Chroma's on-disk client is
+not safe with two writers). A run that finds it held does not wait (the other run may last hours): it
+indexes into an index of its own (`RUN_DIR/index`, or memory) and says so in the log, the manifest and
+the summary.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from codi_agents.config._settings import shown_url
 from codi_agents.errors import ConfigError
-from codi_agents.retrieval._cache import CacheEntry, claim_entry, default_cache_root, index_key
+from codi_agents.retrieval._cache import CacheEntry, claim_entry, claim_folder, default_cache_root, index_key
 from codi_agents.retrieval._index import IndexCounts
 from codi_agents.rundir._layout import RunLayout
 from codi_agents.rundir._models import IndexKind, IndexRecord, IndexSummary
@@ -88,15 +89,17 @@ def place_index(choice: str | None, session: Session, layout: RunLayout | None) 
     key = index_key(parts)
     if settings.chroma_url:
         return IndexPlacement("server", None, key, url=settings.chroma_url)
-    if settings.chroma_path:
-        return IndexPlacement("folder", Path(settings.chroma_path), key)
-    if choice == RUN_INDEX or (choice is None and layout is None):
+    if choice == RUN_INDEX or (choice is None and layout is None and not settings.chroma_path):
         return _own(session, layout, key)
-    root = Path(choice).expanduser() if choice else default_cache_root()
-    claimed = claim_entry(root, parts)
+    if settings.chroma_path:  # a folder the user named: held like a cache entry, as two writers would break it
+        kind: IndexKind = "folder"
+        claimed = claim_folder(Path(settings.chroma_path), parts)
+    else:
+        kind = "shared"
+        claimed = claim_entry(Path(choice).expanduser() if choice else default_cache_root(), parts)
     if isinstance(claimed, CacheEntry):
         session.settings = settings.model_copy(update={"chroma_path": str(claimed.path)})
-        return IndexPlacement("shared", claimed.path, key, entry=claimed)
+        return IndexPlacement(kind, claimed.path, key, entry=claimed)
     placement = _own(session, layout, key)
     placement.note = (
         f"{claimed.describe()}; this run indexes into {placement.path or 'memory'} instead, embedding its "

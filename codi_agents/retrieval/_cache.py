@@ -130,12 +130,16 @@ class EntryTaken:
 
 def claim_entry(root: Path, parts: dict[str, Any], *, wait_seconds: float = CLAIM_SECONDS) -> CacheEntry | EntryTaken:
     """Take the entry of `parts` under `root` (created if new) for this process, or say who holds it."""
+    return claim_folder(root / index_key(parts), parts, wait_seconds=wait_seconds)
+
+
+def claim_folder(path: Path, parts: dict[str, Any], *, wait_seconds: float = CLAIM_SECONDS) -> CacheEntry | EntryTaken:
+    """Take an index folder (a cache entry, or a `chroma_path`) for this process, or say who holds it."""
     key = index_key(parts)
-    path = root / key
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        message = f"Cannot create the index cache folder {path}: {error}. Choose another with --index."
+        message = f"Cannot create the index folder {path}: {error}. Choose another with --index."
         raise ConfigError(message) from error
     lock = FileLock(path / ENTRY_LOCK)
     if lock.try_acquire(wait_seconds) is None:
