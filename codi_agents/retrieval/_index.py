@@ -24,8 +24,9 @@ import contextlib
 import json
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -50,6 +51,8 @@ CANDIDATES_PER_K = 3
 UPSERT_BATCH = 256
 MARKERS_SUFFIX = "_documents"
 """The companion collection of completion markers: `<collection>_documents`."""
+_NO_FLAGS: Mapping[int, list[str]] = MappingProxyType({})
+"""The flags of a document none of whose passages is flagged (most): one shared, read-only mapping."""
 
 
 @dataclass
@@ -101,8 +104,8 @@ class PassageIndex:
         self.counts = IndexCounts()
         """Documents embedded or found indexed through this object (thread-safe)."""
         self._ephemeral = ephemeral
-        self._known: dict[str, dict[int, list[str]]] = {}
-        """Keys of the documents known complete, with the flags of their flagged passages."""
+        self._known: dict[str, Mapping[int, list[str]]] = {}
+        """Keys of the documents known complete, with the flags of their flagged passages (most have none)."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -157,12 +160,12 @@ class PassageIndex:
                 documents=texts,
                 metadatas=[_metadata(passage, key) for passage in batch],
             )
-        flagged = {passage.index: list(passage.flags) for passage in passages if passage.flags}
+        flagged = {passage.index: list(passage.flags) for passage in passages if passage.flags} or _NO_FLAGS
         self.markers.upsert(  # last: only now does the document count as indexed
             ids=[key],
             # the vector is unused; distinct values keep Chroma's HNSW graph of markers sane
             embeddings=np.array([[int(key[:6], 16) / 2**24]], dtype=np.float32),
-            metadatas=[{"doc_id": document.id, "passages": len(passages), "flags": json.dumps(flagged)}],
+            metadatas=[{"doc_id": document.id, "passages": len(passages), "flags": json.dumps(dict(flagged))}],
         )
         with self._lock:
             self._known[key] = flagged
@@ -238,7 +241,7 @@ class PassageIndex:
                 if callable(close):
                     close()
 
-    def _completed(self, key: str, passages: int) -> dict[int, list[str]] | None:
+    def _completed(self, key: str, passages: int) -> Mapping[int, list[str]] | None:
         """The stored flags of a completely indexed document, or None when it is not (or was cut otherwise)."""
         metadatas = self.markers.get(ids=[key], include=["metadatas"])["metadatas"] or []
         if not metadatas:
@@ -248,7 +251,7 @@ class PassageIndex:
             self.collection.delete(where={"doc_key": key})
             return None
         stored = json.loads(str(metadatas[0].get("flags") or "{}"))
-        return {int(index): [str(flag) for flag in flags] for index, flags in stored.items()}
+        return {int(index): [str(flag) for flag in flags] for index, flags in stored.items()} or _NO_FLAGS
 
 
 def flag_detected_injections(passages: Sequence[Passage]) -> None:
