@@ -4,6 +4,7 @@
     python bench/default_path.py --k 32 --repeat 1     # one K, one repetition
     python bench/default_path.py --quick               # a smoke run (K = 8, few conversations)
     python bench/default_path.py --index-only          # MiniLM indexing throughput only
+    python bench/default_path.py --cache cold          # codi with a fresh index cache only (default: both)
 
 The fake OpenAI-compatible server (`codi_agents.testing.FakeOpenAIServer`) runs in its own process and
 answers every request after `--latency` seconds (200 ms). Against it, as whole subprocesses over the same
@@ -12,7 +13,12 @@ documents and the same number of conversations:
 (a) the baseline, `bench/plain_client.py`: plain asyncio + `openai.AsyncOpenAI`, K conversations in
     flight, per turn a user question, a grounded answer (passages picked by word overlap) and a
     structured critique (a function-calling request with a JSON schema, as codi's critic sends);
-(b) `codi run` with its defaults (the packaged MiniLM embeddings, the default critic), a fresh `--out`.
+(b) `codi run` with its defaults (the packaged MiniLM embeddings, the default critic), a fresh `--out`, and
+    `--index` naming the index cache: `cold`, a fresh empty cache per repetition (the corpus is embedded during
+    the run, as on a first run), and `warm`, the same cache again right after (a second run over an indexed
+    corpus embeds nothing: what every later run over that corpus costs). `--cache both` (the default) measures
+    both in each repetition, the warm run reusing the cache the cold run just filled; `--cache warm` fills it
+    with an unmeasured run first.
 
 Requests are counted by the server (its `answered` counter), so both sides are measured alike.
 Efficiency = requests served / (wall seconds x K / latency): 1.0 means every conversation always had
@@ -113,18 +119,32 @@ def _corpus(docs: Path, name: str, count: int, folder: Path) -> Path:
     return path
 
 
+CACHES = {"cold": ("cold",), "warm": ("warm",), "both": ("cold", "warm")}
+"""`--cache` -> the codi sides measured, in order: a cold run fills the cache a warm run then reuses."""
+
+
 def _one_repetition(
-    k: int, n: int, corpus: Path, folder: Path, latency: float, env: dict[str, str]
+    k: int, n: int, corpus: Path, folder: Path, latency: float, env: dict[str, str], cache: str
 ) -> dict[str, Measured]:
     from codi_agents.testing import FakeOpenAIServer
+
+    index = Path(tempfile.mkdtemp(prefix="codi-index-", dir=folder))  # a fresh cache for this repetition
+
+    def codi() -> list[str]:
+        out = Path(tempfile.mkdtemp(prefix="codi-run-", dir=folder))
+        command = [sys.executable, "-m", "codi_agents", "run", str(corpus), "--out", str(out), "--n", str(n)]
+        command += ["-k", str(k), "--base-url", server.base_url, "--model", server.model, "--api-key", "fake"]
+        return [*command, "--index", str(index)]
 
     with FakeOpenAIServer(latency=latency, process=True) as server:
         base = [sys.executable, str(Path(__file__).resolve().parent / "plain_client.py"), str(corpus)]
         base += ["--base-url", server.base_url, "--model", server.model, "--n", str(n), "--k", str(k)]
-        out = Path(tempfile.mkdtemp(prefix="codi-run-", dir=folder))
-        codi = [sys.executable, "-m", "codi_agents", "run", str(corpus), "--out", str(out), "--n", str(n)]
-        codi += ["-k", str(k), "--base-url", server.base_url, "--model", server.model, "--api-key", "fake"]
-        return {"baseline": _measure(base, server, env), "codi": _measure(codi, server, env)}
+        measured = {"baseline": _measure(base, server, env)}
+        if cache == "warm":
+            _measure(codi(), server, env)  # fills the cache; not measured
+        for side in CACHES[cache]:
+            measured[f"codi {side}"] = _measure(codi(), server, env)
+        return measured
 
 
 def indexing_rate(docs: Path, limit: int | None = None) -> tuple[int, float, float]:
@@ -166,6 +186,10 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="Folder of the shared data files.")
     parser.add_argument("--latency", type=float, default=LATENCY)
     parser.add_argument("--index-only", action="store_true", help="Measure only the MiniLM indexing rate.")
+    parser.add_argument(
+        "--cache", choices=sorted(CACHES), default="both",
+        help="codi's index cache: fresh per repetition (cold), already filled (warm), or both (default).",
+    )  # fmt: skip
     args = parser.parse_args()
     if not args.index_only:
         _side_by_side(args)
@@ -180,39 +204,53 @@ def _side_by_side(args: argparse.Namespace) -> None:
     workloads = QUICK if args.quick else {k: WORKLOADS[k] for k in args.k}
     repeat = 1 if args.quick else args.repeat
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    sides = ["baseline", *(f"codi {cache}" for cache in CACHES[args.cache])]
     print(
-        f"fake server latency {args.latency * 1000:.0f} ms; median of {repeat}; load average {os.getloadavg()[0]:.1f}"
+        f"fake server latency {args.latency * 1000:.0f} ms; median of {repeat}; load average {os.getloadavg()[0]:.1f}; "
+        "codi cold: a fresh index cache (embeds the corpus), codi warm: the same cache again (embeds nothing)"
     )
-    header = "| K | conversations / documents | baseline eff. | codi eff. | codi / baseline | requests (base / codi) "
-    header += "| CPU ms/req (base / codi) | peak RSS MB (base / codi) | wall s (base / codi) |"
-    print(header)
-    print("|" + "---|" * 9, flush=True)
+    codi_sides = sides[1:]
+    columns = ["K", "conversations / documents", "baseline eff."]
+    columns += [f"{side} eff." for side in codi_sides] + [f"{side} / baseline" for side in codi_sides]
+    columns += [f"{label} ({' / '.join(name.replace('baseline', 'base') for name in sides)})" for label in LABELS]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns), flush=True)
     with tempfile.TemporaryDirectory(prefix="codi-bench-") as tmp:
         folder = Path(tmp)
         for k, (n, count, name) in workloads.items():
             corpus = _corpus(args.docs, name, count, folder)
-            runs = [_one_repetition(k, n, corpus, folder, args.latency, env) for _ in range(repeat)]
-            _print_row(k, n, count, name, runs, args.latency)
+            runs = [_one_repetition(k, n, corpus, folder, args.latency, env, args.cache) for _ in range(repeat)]
+            _print_row(k, n, count, name, runs, args.latency, sides)
 
 
-def _print_row(k: int, n: int, count: int, name: str, runs: list[dict[str, Measured]], latency: float) -> None:
+LABELS = ("requests", "CPU ms/req", "peak RSS MB", "wall s")
+
+
+def _print_row(
+    k: int, n: int, count: int, name: str, runs: list[dict[str, Measured]], latency: float, sides: list[str]
+) -> None:
     def median(side: str, value: Any) -> float:
         return statistics.median(value(run[side]) for run in runs)
 
-    eff = {side: median(side, lambda m: m.efficiency(k, latency)) for side in ("baseline", "codi")}
-    ratio = statistics.median(
-        run["codi"].efficiency(k, latency) / run["baseline"].efficiency(k, latency) for run in runs
-    )
-    cpu = {side: median(side, lambda m: 1000 * m.cpu / max(m.requests, 1)) for side in eff}
-    rss = {side: median(side, lambda m: m.peak_rss / 1e6) for side in eff}
-    wall = {side: median(side, lambda m: m.wall) for side in eff}
-    requests = {side: median(side, lambda m: m.requests) for side in eff}
-    print(
-        f"| {k} | {n} / {count} ({name.split('_')[1]}) | {eff['baseline']:.2f} | {eff['codi']:.2f} | **{ratio:.2f}** "
-        f"| {requests['baseline']:.0f} / {requests['codi']:.0f} | {cpu['baseline']:.1f} / {cpu['codi']:.1f} "
-        f"| {rss['baseline']:.0f} / {rss['codi']:.0f} | {wall['baseline']:.1f} / {wall['codi']:.1f} |",
-        flush=True,
-    )
+    eff = {side: median(side, lambda m: m.efficiency(k, latency)) for side in sides}
+    ratio = {
+        side: statistics.median(
+            run[side].efficiency(k, latency) / run["baseline"].efficiency(k, latency) for run in runs
+        )
+        for side in sides[1:]
+    }
+    values = {
+        "requests": (lambda m: m.requests, "{:.0f}"),
+        "CPU ms/req": (lambda m: 1000 * m.cpu / max(m.requests, 1), "{:.1f}"),
+        "peak RSS MB": (lambda m: m.peak_rss / 1e6, "{:.0f}"),
+        "wall s": (lambda m: m.wall, "{:.1f}"),
+    }
+    cells = [str(k), f"{n} / {count} ({name.split('_')[1]})", f"{eff['baseline']:.2f}"]
+    cells += [f"{eff[side]:.2f}" for side in sides[1:]] + [f"**{ratio[side]:.2f}**" for side in sides[1:]]
+    for label in LABELS:
+        value, form = values[label]
+        cells.append(" / ".join(form.format(median(side, value)) for side in sides))
+    print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ anything codi writes or prints. (User-given ids never become file paths: run fil
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Sequence
 from functools import cache, lru_cache
@@ -67,6 +69,13 @@ _INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
         re.IGNORECASE,
     ),
 }
+
+
+@cache
+def markers_digest() -> str:
+    """A hash of the instruction-like patterns: the passage index stores the flags they raise, so it keys on this."""
+    patterns = {name: [pattern.pattern, int(pattern.flags)] for name, pattern in _INJECTION_PATTERNS.items()}
+    return hashlib.sha256(json.dumps(patterns, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 def injection_markers(text: str) -> list[str]:

@@ -61,10 +61,11 @@ def _loopback_only() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Tests never see the developer's keys, endpoints or codi.toml."""
+    """Tests never see the developer's keys, endpoints, codi.toml or index cache: each test has its own cache."""
     for name in list(__import__("os").environ):
         if name.startswith(("OPENAI_", "CODI_")):
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CODI_CACHE_DIR", str(tmp_path / "codi-cache"))
     monkeypatch.chdir(tmp_path)
 
 

@@ -86,8 +86,12 @@ def test_two_workers_write_every_planned_conversation_once_through_the_driver(
     assert (manifest.config.model_extra or {})["workers"] == 2
     assert not (out / "errors.jsonl").exists() or not (out / "errors.jsonl").read_text().strip()
     assert ray.is_initialized()  # a cluster the caller started stays up
+    assert checked.index is not None and checked.index.kind == "shared"  # the Chroma server wrote into the cache
+    assert checked.index.documents_embedded == 5 and checked.index.passages_reused == 0
     resumed = run(CORPUS, out, n=10, concurrency=8, **options(server))  # nothing left: nothing redone
     assert resumed["finished_this_session"] == 0 and written_ids(out) == ids
+    assert resumed["index"]["passages_embedded"] == 0  # the corpus is found indexed, nothing embedded again
+    assert resumed["index"]["passages_reused"] == checked.index.passages_embedded > 0
 
 
 def test_a_worker_killed_with_sigkill_has_its_conversations_done_by_the_other(

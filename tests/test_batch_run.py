@@ -75,7 +75,9 @@ def test_a_run_writes_records_manifest_and_summary(tmp_path: Path) -> None:
     assert manifest["status"] == "completed" and manifest["planned"] == 8 and manifest["config"]["n"] == 8
     assert manifest["models"]["user"].startswith("scripted-user")
     assert manifest["fingerprint"] and manifest["codi_version"]
-    assert (out / "index").is_dir()
+    index = manifest["index"]  # the shared cache (the test's CODI_CACHE_DIR), not the run directory
+    assert index["kind"] == "shared" and index["location"] == str(tmp_path / "codi-cache" / "index" / index["key"])
+    assert summary["index"]["location"] == index["location"] and not (out / "index").exists()
 
 
 def test_resume_skips_what_is_done_and_a_larger_n_extends_the_run(tmp_path: Path) -> None:
@@ -277,7 +279,8 @@ def test_hostile_document_ids_never_reach_a_path(tmp_path: Path) -> None:
     before = {path for path in tmp_path.parent.rglob("*")}
     batch(out, corpus=corpus, per_document=1)
     created = {path for path in tmp_path.parent.rglob("*")} - before
-    assert created and all(out in path.parents or path == out for path in created)
+    cache = tmp_path / "codi-cache"  # the shared index cache: entries are named by a hash, never by an id
+    assert created and all(path in (out, cache) or out in path.parents or cache in path.parents for path in created)
     assert {record["doc_id"] for name in ("accepted.jsonl", "rejected.jsonl") for record in records(out, name)} == set(
         hostile
     )

@@ -52,8 +52,11 @@ def test_dry_run_shows_where_the_workers_and_the_index_would_be(
           "1GB", "--dry-run", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])  # fmt: skip
     printed = " ".join(capsys.readouterr().out.split())
     assert "workers: 3 × 0.5 CPU, 1.0 GiB on a local Ray cluster" in printed
-    assert f"data in {out}/index" in printed
-    assert not out.exists()  # a dry run writes nothing and starts nothing
+    assert f"data in the shared cache, {tmp_path}/codi-cache/index/" in printed
+    assert not out.exists() and not (tmp_path / "codi-cache").exists()  # a dry run writes nothing, starts nothing
+    main(["run", str(CORPUS), "--out", str(out), "--workers", "3", "--index", "run", "--dry-run",
+          "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])  # fmt: skip
+    assert f"data in the run directory, {out}/index" in " ".join(capsys.readouterr().out.split())
 
 
 def test_worker_memory_is_read_as_a_size_and_a_bad_one_is_refused() -> None:

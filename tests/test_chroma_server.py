@@ -45,7 +45,7 @@ def test_an_index_on_the_started_server_is_shared_and_the_server_stops(tmp_path:
         assert writer.add(document, chunk_document(document)) is True
         reader = PassageIndex.open(HashingEmbeddingFunction(), url=server.url)  # another client, as another worker
         assert reader.add(document, chunk_document(document)) is False
-        found = reader.search(document.id, ["change of address within ten days"], 1)
+        found = reader.search(document, ["change of address within ten days"], 1)
         assert found and found[0].doc_id == document.id and found[0].index == 1
     assert _gone(pid, within=STOP_GRACE)
     assert not server.alive()

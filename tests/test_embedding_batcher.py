@@ -14,7 +14,7 @@ import pytest
 from codi_agents import Document
 from codi_agents.inputs._passages import chunk_document
 from codi_agents.retrieval._batcher import EmbeddingBatcher, EmbeddingError, batcher_for
-from codi_agents.retrieval._index import PassageIndex
+from codi_agents.retrieval._index import PassageIndex, document_key
 from codi_agents.testing import HashingEmbeddingFunction
 
 
@@ -143,17 +143,21 @@ def test_one_batcher_per_embedding_function() -> None:
     assert batcher_for(HashingEmbeddingFunction()) is not batcher_for(embed)
 
 
-def _chroma_search(index: PassageIndex, doc_id: str, queries: list[str], k: int) -> list[str]:
+def _chroma_search(index: PassageIndex, document: Document, queries: list[str], k: int) -> list[str]:
     """Today's path before the batcher: Chroma embeds the query texts itself."""
     result = index.collection.query(
-        query_texts=queries, n_results=k * 3, where={"doc_id": doc_id}, include=["distances", "metadatas"]
+        query_texts=queries,
+        n_results=k * 3,
+        where={"doc_key": document_key(document)},
+        include=["distances", "metadatas"],
     )
     scores: dict[str, float] = {}
     order: dict[str, int] = {}
     for ids, metadatas, distances in zip(
         result["ids"], result["metadatas"] or [], result["distances"] or [], strict=True
     ):
-        for pid, metadata, distance in zip(ids, metadatas, distances, strict=True):
+        for _, metadata, distance in zip(ids, metadatas, distances, strict=True):
+            pid = f"{metadata['doc_id']}::{metadata['index']}"
             scores[pid] = scores.get(pid, 0.0) + max(0.0, 1.0 - float(distance))
             order[pid] = int(metadata["index"])
     return sorted(scores, key=lambda pid: (-round(scores[pid], 9), order[pid]))[:k]
@@ -170,10 +174,10 @@ def test_retrieval_finds_the_same_passages_as_chroma_embedding_itself(
     for item in (document, wiki_document):
         index.add(item, chunk_document(item, chunk_size=200, chunk_overlap=0))
     questions = [
-        (document.id, ["How long do I have to report a change of address?"]),
-        (document.id, ["Can I do it online?", "How long do I have to report a change of address? Can I do it online?"]),
-        (wiki_document.id, ["Why did he decline the pension?"]),
-        (wiki_document.id, ["What did the governor do?", "Why did he decline the pension? What did the governor do?"]),
+        (document, ["How long do I have to report a change of address?"]),
+        (document, ["Can I do it online?", "How long do I have to report a change of address? Can I do it online?"]),
+        (wiki_document, ["Why did he decline the pension?"]),
+        (wiki_document, ["What did the governor do?", "Why did he decline the pension? What did the governor do?"]),
     ]
 
     async def batched() -> list[list[str]]:

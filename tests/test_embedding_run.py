@@ -150,7 +150,10 @@ def test_ray_workers_embed_with_the_same_server(server: FakeOpenAIServer, two_do
             os.environ["PYTHONPATH"] = saved
     assert summary["status"] == "completed" and summary["finished"] == 4 and summary["errors"] == 0
     assert server.stats()["embedded_texts"] > 10
-    index = chromadb.PersistentClient(path=str(out / "index"), settings=ChromaSettings(anonymized_telemetry=False))
-    stored = index.get_collection("codi_passages").configuration_json["embedding_function"]
+    where = summary["index"]  # the shared cache entry the run's Chroma server wrote into
+    assert where["kind"] == "shared" and where["passages_embedded"] > 0
+    index = chromadb.PersistentClient(path=where["location"], settings=ChromaSettings(anonymized_telemetry=False))
+    stored = index.get_collection(f"codi_passages_{where['key']}").configuration_json["embedding_function"]
     assert stored["name"] == "codi_openai_compatible" and stored["config"]["model"] == "bge-small"
-    assert not [p for p in out.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
+    for folder in (out, Path(where["location"])):
+        assert not [p for p in folder.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]

@@ -174,7 +174,7 @@ def test_an_index_reopens_with_its_model_and_refuses_another(server: FakeOpenAIS
     path = str(tmp_path / "index")
     index = PassageIndex.open(server_function(server.base_url), path=path)
     assert index.add(document, passages)
-    assert index.search("plates", ["who issues number plates?"], 2)
+    assert index.search(document, ["who issues number plates?"], 2)
 
     again = PassageIndex.open(server_function(server.base_url), path=path)
     assert not again.add(document, passages)  # same model: nothing embedded again

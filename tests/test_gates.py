@@ -90,7 +90,7 @@ def test_the_detector_flags_passages_once_when_they_are_indexed() -> None:
     try:
         assert index.add(document, passages)
         assert DETECTOR_FLAG in passages[0].flags
-        assert DETECTOR_FLAG in index.passages("d")[0].flags  # stored: retrieval hands it on with no new score
+        assert DETECTOR_FLAG in index.passages(document)[0].flags  # stored: retrieval hands it on with no new score
     finally:
         index.close()
 

@@ -1,4 +1,5 @@
-"""The passage index over Chroma: stable ids, per-document search, persistence with the registered embedding."""
+"""The passage index over Chroma: stable ids, per-document search, persistence with the registered embedding,
+documents stored per text, and completion markers (a document cut off halfway is indexed again)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ def test_passage_ids_are_stable_and_searches_stay_in_their_document(
     assert index.add(document, first) is True
     assert index.add(document, first) is False
     index.add(wiki_document, chunk_document(wiki_document))
-    found = index.search(wiki_document.id, ["governor pension poetry"], 3)
+    found = index.search(wiki_document, ["governor pension poetry"], 3)
     assert found and all(p.doc_id == wiki_document.id for p in found)
     assert "pension" in found[0].text
-    assert [p.index for p in index.passages(document.id)] == list(range(len(first)))
+    assert [p.index for p in index.passages(document)] == list(range(len(first)))
+    assert [p.id for p in index.passages(document)] == [p.id for p in first]
     index.close()
 
 
@@ -35,16 +37,20 @@ def test_persisted_collection_reopens_with_its_embedding_function(tmp_path: Path
     assert reopened.add(document, chunk_document(document)) is False
     config = reopened.collection.configuration_json["embedding_function"]
     assert config["name"] == "codi_hashing" and config["config"] == {"dimensions": 128}
-    assert reopened.search(document.id, ["change of address within ten days"], 1)[0].index == 1
+    assert reopened.search(document, ["change of address within ten days"], 1)[0].index == 1
 
 
-def test_changed_document_text_is_reindexed(tmp_path: Path) -> None:
+def test_two_texts_of_one_document_id_are_indexed_side_by_side(tmp_path: Path) -> None:
+    """An edited corpus, or two corpora numbering their documents alike: each text is searched on its own."""
     index = PassageIndex.open(HashingEmbeddingFunction(), path=str(tmp_path))
     old = Document(id="d", title="t", text="Old text about cats.")
     new = Document(id="d", title="t", text="New text about dogs.")
     index.add(old, chunk_document(old))
     assert index.add(new, chunk_document(new)) is True
-    assert [p.text for p in index.passages("d")] == ["New text about dogs."]
+    assert [p.text for p in index.passages(new)] == ["New text about dogs."]
+    assert [p.text for p in index.search(old, ["dogs cats"], 3)] == ["Old text about cats."]
+    assert index.add(old, chunk_document(old)) is False  # still there: going back embeds nothing
+    assert index.counts.documents_embedded == 2 and index.counts.documents_reused == 1
 
 
 def test_a_minilm_index_reopens_from_disk_with_no_embedding_function_given(tmp_path: Path, document: Document) -> None:
@@ -61,4 +67,4 @@ def test_a_minilm_index_reopens_from_disk_with_no_embedding_function_given(tmp_p
     collection = client.get_collection(name)  # no embedding_function: Chroma must build it from the config
     assert collection.configuration_json["embedding_function"]["name"] == MiniLMEmbeddingFunction.name()
     found = collection.query(query_texts=["change of address within ten days"], n_results=1)
-    assert found["ids"][0][0] == f"{document.id}::1"
+    assert (found["metadatas"] or [[]])[0][0]["index"] == 1

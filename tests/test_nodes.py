@@ -113,7 +113,7 @@ def test_retrieve_finds_the_passage_a_follow_up_refers_to(session: Session, docu
     assert len(update["retrieved"]) == session.settings.top_k
     assert all(p.doc_id == document.id for p in update["retrieved"])
     assert "within ten days of moving" in update["retrieved"][0].text
-    alone = session.context.index.search(document.id, [follow_up], 1)  # type: ignore[union-attr]
+    alone = session.context.index.search(document, [follow_up], 1)  # type: ignore[union-attr]
     assert "within ten days of moving" not in alone[0].text
     assert "What happens if I forget" in update["retrieval_query"]
 

@@ -72,10 +72,10 @@ def test_the_endpoint_down_window_is_a_setting_a_run_fills_before_building() -> 
     own = Settings(endpoint={**REMOTE, "endpoint_down_seconds": 5})
     assert build_role_models(own, {})["user"].endpoint.health.sustained_seconds == 5.0
     run = RunConfig.model_validate({"limits": {"endpoint_down_seconds": 12}})
-    filled = settings_for_run(Settings(endpoint=REMOTE), run, index_path="out/index")
+    filled = settings_for_run(Settings(endpoint=REMOTE), run)
     assert resolve_roles(filled)["critic"].endpoint_down_seconds == 12.0
-    assert filled.endpoint.http_transport == "aiohttp" and filled.chroma_path == "out/index"
-    assert settings_for_run(own, run, index_path=None).endpoint.endpoint_down_seconds == 5.0  # the setting wins
+    assert filled.endpoint.http_transport == "aiohttp" and filled.chroma_path is None  # the index comes later
+    assert settings_for_run(own, run).endpoint.endpoint_down_seconds == 5.0  # the setting wins
     assert load_settings(environ={}, endpoint={"endpoint_down_seconds": 2}).fingerprint() == Settings().fingerprint()
 
 

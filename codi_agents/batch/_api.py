@@ -48,8 +48,9 @@ def iter_conversations(
     """A batch run to iterate with `async for`: each finished conversation, accepted or not, once it is on disk.
 
     `corpus`: a JSONL file, a folder, a glob, or `Document`s. `out`: the run directory (None: write
-    nothing, keep the index in memory). `config`: a config file (settings and run keys, see
-    `codi_agents.config._run_config`), or a `RunConfig` already read with `load_run_config`; `n`,
+    nothing; the passage index stays in memory unless `index` names a cache folder). `config`: a
+    config file (settings and run keys, see `codi_agents.config._run_config`), or a `RunConfig`
+    already read with `load_run_config`; `n`,
     `per_document`, `concurrency`, `seed` and any other run key given by keyword (`workers=2`,
     `corpus_text_column="body"`) override a file's run keys. `models`/`embedding_function`
     replace the configured ones (tests, custom clients); `settings` replaces the resolved settings;

@@ -6,9 +6,10 @@ asyncio workers). What moves to the workers is the simulation: each Ray actor ho
 (`batch._remote`).
 
 - **Index**: one Chroma server for all workers: the one named by `chroma_url`, or, on a local cluster,
-  `ChromaServer(run_dir/index)` started here (stopped at the end, never orphaned). Workers index the
-  corpus in slices first (each document sent once; in parallel, since embedding is the costly part),
-  then simulate.
+  a `ChromaServer` started here over the folder the run chose (`_index_choice`: the shared cache entry,
+  which this process holds, by default), stopped at the end, never orphaned. Workers index the
+  corpus in slices first (each document sent once; in parallel, since embedding is the costly part;
+  documents indexed already are only counted), then simulate.
 - **Requests in flight**: every worker gets `max(1, c // workers)` of each role's `max_concurrency` c
   (and of the `[embedding]` server's, whose function each worker builds from the settings), so the
   total per endpoint stays within c (unless there are more workers than c). A 429 halves a worker's
@@ -39,6 +40,7 @@ from codi_agents.distributed import ClusterSpec, WorkerInfo, WorkerPool, connect
 from codi_agents.distributed._cluster import import_ray
 from codi_agents.errors import ConfigError, RunError
 from codi_agents.llm._limits import EndpointSnapshot
+from codi_agents.retrieval._index import IndexCounts
 from codi_agents.rundir._layout import RunLayout
 from codi_agents.simulation._session import Session
 
@@ -60,15 +62,15 @@ def cluster_spec(config: RunConfig) -> ClusterSpec:
     return ClusterSpec(**options)
 
 
-def placement(config: RunConfig, settings: Settings, out: str | None) -> str:
-    """`--dry-run`'s account of where things would run (nothing is started)."""
+def placement(config: RunConfig, settings: Settings, index_data: str) -> str:
+    """`--dry-run`'s account of where things would run (nothing is started); `index_data`: the index's folder."""
     spec = cluster_spec(config)
     memory = f", {spec.worker_memory / 2**30:.1f} GiB" if spec.worker_memory else ""
     where = "a local Ray cluster (127.0.0.1)" if spec.local else f"the Ray cluster at {spec.address}"
     if settings.chroma_url:
         index = f"the Chroma server at {settings.chroma_url}"
     elif spec.local:
-        index = f"a Chroma server codi starts on a free port, data in {settings.chroma_path or f'{out}/index'}"
+        index = f"a Chroma server codi starts on a free port, data in {index_data}"
     else:
         index = "none: a cluster needs chroma_url (a Chroma server every node can reach)"
     return f"workers: {spec.workers} × {spec.worker_cpus:g} CPU{memory} on {where}; index: {index}"
@@ -102,6 +104,8 @@ class ClusterRun:
         self.in_flight: dict[str, Planned[Any]] = {}
         """Conversations sent to a worker and not yet back, by id."""
         self._usage: dict[int, dict[str, EndpointSnapshot]] = {}
+        self.index_counts = IndexCounts()
+        """What the workers' indexing embedded, and what it found indexed already."""
         self._owns_cluster = False
 
     def before_open(self, planned: RunPlan, layout: RunLayout | None) -> None:
@@ -137,6 +141,7 @@ class ClusterRun:
             models=self.models,
             source=planned.source,
             local_server_url=session.server.base_url if session.server is not None else None,
+            index_collection=session.index_collection,
         )
         per_worker = math.ceil(self.config.concurrency / self.cluster.workers)
         chunk = max(1, min(MAX_CHUNK, per_worker // 4))
@@ -163,10 +168,13 @@ class ClusterRun:
         ]
         pool = self._pool()
         results = iter(pool.run(slices))
-        added = 0
         while (result := await asyncio.to_thread(next, results, None)) is not None:
-            added += result[1][1]
-        logger.info("indexed %d documents (%d already in the index)", added, len(documents) - added)
+            self.index_counts += result[1][1]
+        counts = self.index_counts
+        logger.info(
+            "indexed %d documents, %d passages (%d documents were indexed already)",
+            counts.documents_embedded, counts.passages_embedded, counts.documents_reused,
+        )  # fmt: skip
 
     async def simulate(
         self,

@@ -20,9 +20,10 @@ from codi_agents.batch._progress import Snapshot
 from codi_agents.batch._summary import Tally, build_summary, document_counts
 from codi_agents.config._run_config import RunConfig
 from codi_agents.llm._limits import EndpointSnapshot
+from codi_agents.retrieval._index import IndexCounts
 from codi_agents.rundir._files import dump_json, write_atomic
 from codi_agents.rundir._layout import RunLayout
-from codi_agents.rundir._models import RequestCounts, RunManifest, RunStatus, RunSummary
+from codi_agents.rundir._models import IndexSummary, RequestCounts, RunManifest, RunStatus, RunSummary
 
 
 def run_snapshot(
@@ -70,8 +71,11 @@ def finish_files(
     stopped_because: str | None,
     secrets: Sequence[str],
     remote: Sequence[EndpointSnapshot] = (),
+    remote_index: IndexCounts | None = None,
 ) -> RunSummary:
-    """Build the run's summary from the tally; write it and the manifest of the ended session."""
+    """Build the run's summary from the tally; write it and the manifest of the ended session.
+
+    `remote_index`: what the workers' indexing embedded (a run with Ray workers)."""
     endpoints = [endpoint.snapshot() for endpoint in session_endpoints(prepared.planned.session)]
     endpoints += remote
     earlier = prepared.manifest.sessions[:-1] if prepared.manifest is not None else []
@@ -93,6 +97,7 @@ def finish_files(
         near_duplicates=outcomes.near_duplicates(config.dedup),
         prices={str(role): price for role, price in config.prices.items()},
         stopped_because=stopped_because,
+        index=_index_summary(prepared, remote_index),
     )
     if prepared.layout is not None and prepared.manifest is not None:
         _write(prepared.layout.summary, summary, secrets)
@@ -101,6 +106,15 @@ def finish_files(
         )
         _write(prepared.layout.manifest, prepared.manifest, secrets)
     return summary
+
+
+def _index_summary(prepared: PreparedRun, remote: IndexCounts | None) -> IndexSummary | None:
+    """The index of the session and what it embedded: in this process, and on the workers."""
+    if prepared.index is None:
+        return None
+    index = prepared.planned.session.index
+    counts = index.counts if index is not None else IndexCounts()
+    return prepared.index.summary(counts + remote if remote is not None else counts)
 
 
 def _write(path: Path, model: BaseModel, secrets: Sequence[str]) -> None:

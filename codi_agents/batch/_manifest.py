@@ -26,6 +26,7 @@ from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction, embedding
 from codi_agents.rundir._models import (
     ConcurrencyRecord,
     CorpusRecord,
+    IndexRecord,
     ManifestConfig,
     RunFiles,
     RunManifest,
@@ -162,6 +163,7 @@ class ManifestParts:
     session: Session
     instances: ModelsArgument
     requests_per_endpoint: Mapping[str, int]
+    index: IndexRecord | None = None
 
 
 def make_manifest(previous: RunManifest | None, parts: ManifestParts) -> RunManifest:
@@ -199,6 +201,7 @@ def make_manifest(previous: RunManifest | None, parts: ManifestParts) -> RunMani
         ),
         files=RunFiles(),
         sessions=sessions,
+        index=parts.index,
     )
 
 

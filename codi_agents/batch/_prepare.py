@@ -4,7 +4,8 @@
 `Session` and the plan: nothing is written, so `codi run --dry-run` stops there. `prepare_run`
 then takes the run directory's lock, refuses another run's files or a changed config, reads back
 what earlier sessions finished (repairing a torn tail) and opens the session, giving a
-`PreparedRun`. The run's adjustments to the settings happen here, before the Session is built.
+`PreparedRun`. The run's adjustments to the settings happen here, before the Session is built; where the
+passage index lives (the shared cache, by default) is decided once the directory is locked (`_index_choice`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents.batch._dedup import NearDuplicates, texts_of_record
+from codi_agents.batch._index_choice import IndexPlacement, place_index
 from codi_agents.batch._manifest import (
     ManifestParts,
     check_fingerprint,
@@ -79,6 +81,13 @@ class PreparedRun:
     """Near-duplicates dropped by earlier sessions."""
     resumed: int = 0
     """Conversations already on disk when this session started."""
+    index: IndexPlacement | None = None
+    """The passage index the session uses (a shared cache entry is held until `release_index`)."""
+
+    def release_index(self) -> None:
+        """Let other runs use the shared cache entry (the session's index must be closed first)."""
+        if self.index is not None:
+            self.index.release()
 
 
 def plan_run(
@@ -108,7 +117,7 @@ def plan_run(
     if not personas or not flows:
         missing = "persona" if not personas else "flow"
         raise ConfigError(f"No {missing} with a weight above 0 for task {task.name!r}: name one in the run config.")
-    run_settings = settings_for_run(settings, config, index_path=RunLayout(out).index if out is not None else None)
+    run_settings = settings_for_run(settings, config)
     session = Session(run_settings, models=models, embedding_function=embedding_function, task=task)
     documents = ordered_documents(read.documents, shuffle=config.shuffle_documents, seed=config.seed)
     plan = Plan(
@@ -146,6 +155,7 @@ async def prepare_run(
         lock = RunLock(layout.root)
         lock.acquire()  # before anything reads or changes the directory
     planned: RunPlan | None = None
+    prepared: PreparedRun | None = None
     try:
         planned = await asyncio.to_thread(make_plan)
         prepared = PreparedRun(planned, layout, lock, manifest=None)
@@ -156,6 +166,7 @@ async def prepare_run(
             if previous is not None and not force:
                 check_fingerprint(previous, planned.inputs, layout.root)
             _read_back(prepared, layout, dedup)
+        prepared.index = await asyncio.to_thread(place_index, config.index, planned.session, layout)
         if before_open is not None:
             await asyncio.to_thread(before_open, planned, layout)
         await asyncio.to_thread(planned.session.open)
@@ -171,6 +182,7 @@ async def prepare_run(
                     session=planned.session,
                     instances=models,
                     requests_per_endpoint={e.key: e.snapshot().maximum for e in endpoints},
+                    index=prepared.index.record(),
                 ),
             )
             prepared.manifest = session_ended(made, "running", finished=prepared.tally.finished, wall_seconds=None)
@@ -178,6 +190,8 @@ async def prepare_run(
     except BaseException:
         if planned is not None:
             planned.session.close()
+        if prepared is not None:
+            prepared.release_index()
         if lock is not None:
             lock.release()
         raise

@@ -7,7 +7,8 @@ task by name) and keeps it for the whole run. The driver sends two kinds of item
 - `("index", documents)`: a slice of the corpus to chunk and index into the shared Chroma server
   (documents, or `DocRef`s the worker reads from the streamed corpus); each slice is sent once.
 - `("simulate", planned)`: one planned conversation. Its passages are cut again here (chunking is
-  deterministic and cheap); they were indexed in the first phase.
+  deterministic and cheap); they were indexed in the first phase, whose completion marker gives back their
+  stored flags (the detector's verdicts).
 
 A result is `(kind, value, usage)`: `("ok", Conversation)`, or `(kind, (error type, message))` with kind
 `stop` (an endpoint is down or the embedded model died: the run stops), `failed` (this conversation
@@ -37,6 +38,7 @@ from codi_agents.errors import CodiError, EndpointDownError, LocalModelError, Ru
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import chunk_document
 from codi_agents.llm._models import ModelsArgument
+from codi_agents.retrieval._index import IndexCounts
 from codi_agents.simulation._session import Session
 
 INDEX = "index"
@@ -56,6 +58,8 @@ class WorkerSpec:
     """The streamed corpus the plan's `DocRef`s point into; None when the driver sends documents."""
     local_server_url: str | None = None
     """The driver's embedded model server, for roles served by the embedded model (a local cluster only)."""
+    index_collection: str | None = None
+    """The driver's passage index collection on the shared Chroma server."""
 
 
 @dataclass
@@ -75,6 +79,7 @@ def build_worker(spec: WorkerSpec) -> WorkerState:
         calibration=spec.calibration,
         task=spec.task,
         local_server_url=spec.local_server_url,
+        index_collection=spec.index_collection,
     )
     session.open()
     return WorkerState(session, spec.source)
@@ -103,23 +108,22 @@ def _documents(state: WorkerState, wanted: Sequence[Document | DocRef]) -> list[
     return [item if isinstance(item, Document) else next(read) for item in wanted]
 
 
-def _index(state: WorkerState, wanted: Sequence[Document | DocRef]) -> int:
-    """Chunk and index a slice of the corpus; the number of documents newly indexed."""
-    added = 0
+def _index(state: WorkerState, wanted: Sequence[Document | DocRef]) -> IndexCounts:
+    """Chunk and index a slice of the corpus; what was embedded, and what was indexed already."""
+    counts = IndexCounts()
     for document in _documents(state, wanted):
         context = state.session.context
         if context is None:
             raise RunError("The worker's session is not open.")
         settings = state.session.settings
         passages = chunk_document(document, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
-        added += context.index.add(document, passages)
-    return added
+        counts.note(added=context.index.add(document, passages), passages=len(passages))
+    return counts
 
 
 async def _simulate(session: Session, item: Planned[Any], document: Document) -> tuple[str, Any]:
-    settings = session.settings
-    passages = chunk_document(document, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
     try:
+        passages = await asyncio.to_thread(session.prepare, document)
         conversation: Conversation = await session.simulate(
             document, item.persona, item.flow, seed=item.seed, passages=passages
         )

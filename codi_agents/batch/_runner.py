@@ -280,6 +280,7 @@ class BatchRun:
                     stopped_because=redact(stopped_because, self.secrets) if stopped_because else None,
                     secrets=self.secrets,
                     remote=self._cluster.remote_snapshots() if self._cluster is not None else (),
+                    remote_index=self._cluster.index_counts if self._cluster is not None else None,
                 )  # fmt: skip
                 self.summary = self.result.model_dump(mode="json")
         finally:
@@ -287,7 +288,9 @@ class BatchRun:
                 if prepared is not None:
                     prepared.planned.session.close()
                 if self._cluster is not None:
-                    self._cluster.close()
+                    self._cluster.close()  # stops the Chroma server writing into the index, before it is released
             finally:
+                if prepared is not None:
+                    prepared.release_index()
                 if prepared is not None and prepared.lock is not None:
                     prepared.lock.release()

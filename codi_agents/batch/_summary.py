@@ -21,6 +21,7 @@ from codi_agents.rundir._groups import AcceptanceByGroup
 from codi_agents.rundir._models import (
     CostEstimate,
     DocumentCounts,
+    IndexSummary,
     NearDuplicateCounts,
     ReasonCount,
     RequestCounts,
@@ -129,6 +130,7 @@ def build_summary(
     near_duplicates: NearDuplicateCounts,
     prices: Mapping[str, Price],
     stopped_because: str | None = None,
+    index: IndexSummary | None = None,
 ) -> RunSummary:
     """The summary as written to summary.json. `wall_seconds` covers every session of the run directory;
     `conversations_per_minute` is this session's pace."""
@@ -161,6 +163,7 @@ def build_summary(
         requests=requests,
         documents=documents,
         near_duplicates=near_duplicates,
+        index=index,
     )
 
 
@@ -191,6 +194,10 @@ def summary_tables(summary: RunSummary | Mapping[str, Any]) -> list[Table]:
         ),
         ("estimated cost", f"${cost.total:.4f}" if cost else "(no prices in the config)"),
     ]
+    if s.index is not None:
+        where = f"{s.index.kind}: {s.index.location or 'memory'}"
+        rows.append(("passages embedded / found indexed", f"{s.index.passages_embedded:,} / "
+                     f"{s.index.passages_reused:,} ({where})"))  # fmt: skip
     if s.stopped_because:
         rows.append(("stopped because", s.stopped_because))
     for label, value in rows:

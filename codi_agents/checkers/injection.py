@@ -7,11 +7,27 @@ sentences are scored one by one to name the sentence that carries the instructio
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
-from codi_agents.checkers._onnx import MODELS, OnnxClassifier, model_settings
+from codi_agents.checkers._onnx import MODELS, TOKENIZER_FILE, OnnxClassifier, model_settings
 from codi_agents.checkers._text import encode_single, split_sentences, windows
+
+DETECTOR_FILE = MODELS / "injection.int8.onnx"
+
+
+@cache
+def detector_digest() -> str:
+    """SHA-256 (16 hex digits) of what decides the shipped detector's verdicts: its model file, its tokenizer and
+    its settings in `checkers.json`; once per process. The passage index stores the verdicts, so it keys on this."""
+    digest = hashlib.sha256()
+    for path in (DETECTOR_FILE, TOKENIZER_FILE):
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(json.dumps(model_settings()["injection"], sort_keys=True).encode("utf-8"))
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -30,7 +46,7 @@ class InjectionDetector:
     """Scores document chunks with the shipped injection classifier."""
 
     def __init__(self, classifier: OnnxClassifier | None = None, threshold: float | None = None) -> None:
-        self.classifier = classifier or OnnxClassifier(MODELS / "injection.int8.onnx")
+        self.classifier = classifier or OnnxClassifier(DETECTOR_FILE)
         settings = model_settings()["injection"]
         self.threshold = float(settings["threshold"]) if threshold is None else threshold
         self.window_tokens = int(settings["window_tokens"])

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from codi_agents.batch._api import iter_conversations
+from codi_agents.batch._index_choice import preview
 from codi_agents.batch._progress import progress_for
 from codi_agents.batch._runner import BatchRun
 from codi_agents.batch._summary import summary_tables
@@ -29,7 +30,7 @@ from codi_agents.cli._common import (
 from codi_agents.config._run_config import load_run_config
 from codi_agents.config._settings import UserMode
 from codi_agents.errors import RunError
-from codi_agents.rundir._layout import ERRORS_FILE
+from codi_agents.rundir._layout import ERRORS_FILE, RunLayout
 
 
 def run_command(
@@ -95,6 +96,14 @@ def run_command(
     corpus_split: Annotated[
         str | None, typer.Option("--corpus-split", help="Split of a saved Hugging Face DatasetDict, e.g. train.")
     ] = None,
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            help="Folder of the shared passage index cache (default $CODI_CACHE_DIR/index or ~/.cache/codi/index), "
+            "or `run` for a private index in --out.",
+        ),
+    ] = None,
     calibration: CalibrationOption = None,
     base_url: BaseUrlOption = None,
     model: ModelOption = None,
@@ -108,7 +117,7 @@ def run_command(
         config, n=n, per_document=per_document, concurrency=concurrency, seed=seed, dedup=dedup,
         workers=workers, ray_address=ray_address, worker_cpus=worker_cpus, worker_memory=worker_memory,
         corpus_id_column=corpus_id_column, corpus_text_column=corpus_text_column,
-        corpus_title_column=corpus_title_column, corpus_split=corpus_split,
+        corpus_title_column=corpus_title_column, corpus_split=corpus_split, index=index,
     )  # fmt: skip
     err = Console(stderr=True)
     batch = iter_conversations(
@@ -196,7 +205,11 @@ def _show_plan(batch: BatchRun, console: Console, out: Path) -> None:
     console.print("flows: " + ", ".join(f"{name} {count}" for name, count in flows.most_common()))
     skipped = f"{len(corpus.skipped)} skipped" + (f" (e.g. {corpus.skipped[0].source})" if corpus.skipped else "")
     console.print(f"documents: {len(corpus.documents)} used, {skipped}, {len(corpus.duplicates)} exact duplicates")
+    assert batch.session is not None
+    index = preview(batch.config.index, batch.session, RunLayout(out))
     if batch.config.distributed:
         from codi_agents.batch._cluster_run import placement
 
-        console.print(placement(batch.config, batch.settings, str(out)))
+        console.print(placement(batch.config, batch.settings, index))
+    else:
+        console.print(f"passage index: {index}")

@@ -3,6 +3,7 @@
 A config file holds settings (any `Settings` field, as in `codi.toml`: at the top level, or in a
 `[settings]` table; a field in one place only) and run keys: `n`, `per_document`,
 `concurrency`, `shuffle_documents`, `[personas]`, `[flows]`, `[prices]`, `[dedup]`, `[limits]`.
+`index` (the shared passage index cache's folder, or `run`; see `batch._index_choice`),
 `workers`, `ray_address`, `worker_cpus`, `worker_memory` (a Ray cluster, see docs/cluster.md) and
 `corpus_id_column`, `corpus_text_column`, `corpus_title_column`, `corpus_split` (Parquet and saved Hugging
 Face corpora). `codi run` uses both; `codi simulate` and `codi eval-critic` use the settings and ignore the run
@@ -132,6 +133,13 @@ class RunConfig(BaseModel):
     worker_memory: int | None = Field(
         default=None, gt=0, description="Memory Ray reserves for each worker: bytes, or a size such as `2GB`."
     )
+    index: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Where the passage index lives: a folder for the shared index cache (an entry per chunking, "
+        "embedding model and detector inside), or `run` for a private index in the run directory; default: "
+        "`$CODI_CACHE_DIR/index`, else the user cache folder (~/.cache/codi/index on Linux).",
+    )
     _source: str = PrivateAttr(default="run config")
 
     @property
@@ -245,18 +253,16 @@ def load_run_config(path: str | Path | None = None, **overrides: Any) -> RunConf
     return config
 
 
-def settings_for_run(settings: Settings, config: RunConfig, *, index_path: str | Path | None) -> Settings:
+def settings_for_run(settings: Settings, config: RunConfig) -> Settings:
     """The settings a batch run builds its `Session` from: what the user left unset, filled for a run.
 
-    The aiohttp transport (one event loop, closed at the end), the passage index under the run
-    directory, and each endpoint's down window from `[limits] endpoint_down_seconds`."""
+    The aiohttp transport (one event loop, closed at the end) and each endpoint's down window from
+    `[limits] endpoint_down_seconds`. (Where the passage index lives is decided once the run directory is
+    locked: `batch._index_choice`.)"""
     endpoint = settings.endpoint
     update: dict[str, Any] = {}
     if endpoint.http_transport is None:
         update["http_transport"] = "aiohttp"
     if endpoint.endpoint_down_seconds is None:
         update["endpoint_down_seconds"] = config.limits.endpoint_down_seconds
-    changes: dict[str, Any] = {"endpoint": endpoint.model_copy(update=update)} if update else {}
-    if index_path is not None and settings.chroma_path is None and settings.chroma_url is None:
-        changes["chroma_path"] = str(index_path)
-    return settings.model_copy(update=changes) if changes else settings
+    return settings.model_copy(update={"endpoint": endpoint.model_copy(update=update)}) if update else settings

@@ -12,6 +12,8 @@ DEFAULT_CHUNK_SIZE = 800
 DEFAULT_CHUNK_OVERLAP = 100
 
 PASSAGE_ID_SEPARATOR = "::"
+CHUNKER_VERSION = 1
+"""Bump when `chunk_document` cuts the same text differently: the shared passage index keys on it."""
 
 
 class Passage(BaseModel):

@@ -12,6 +12,7 @@ with it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import threading
 from functools import lru_cache
@@ -103,6 +104,15 @@ class _MiniLM:
         return unit
 
 
+@lru_cache(maxsize=1)
+def _files_digest() -> str:
+    """SHA-256 (16 hex digits) of the shipped model and tokenizer files, once per process."""
+    digest = hashlib.sha256()
+    for path in model_files():
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
 @lru_cache(maxsize=4)
 def _load(threads: int | None) -> _MiniLM:
     return _MiniLM(threads)
@@ -124,6 +134,11 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
     @staticmethod
     def name() -> str:
         return "codi_minilm_l6_v2_int8"
+
+    def fingerprint(self) -> str:
+        """What decides its vectors: the name and a digest of the model and tokenizer files (the passage index keys
+        on it). The thread count changes speed only."""
+        return f"{self.name()}:{_files_digest()}"
 
     def default_space(self) -> str:  # type: ignore[override]
         return "cosine"

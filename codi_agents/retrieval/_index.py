@@ -1,9 +1,16 @@
 """The passage index: passages of many documents in one Chroma collection, searched per document.
 
-In memory for a single `simulate`, on disk when a folder is given (batch runs), or a Chroma server
-when a URL is given. A document is indexed once per text fingerprint; queries are restricted to
-the document the conversation is about, and several queries (the user's message alone and with
-its context) are combined by their summed similarity.
+In memory for a single `simulate`, on disk when a folder is given (batch runs, usually an entry of
+the shared cache, `_cache.py`), or a Chroma server when a URL is given. Passages are stored under
+their document's key, its id and a hash of its text (`document_key`): several texts of one id live
+side by side, and a search is restricted to the text the conversation is about. Several queries
+(the user's message alone and with its context) are combined by their summed similarity.
+
+A document counts as indexed only once its completion marker (a record in the collection's
+`_documents` companion) is written, after the last of its passages: a process killed halfway
+leaves no marker, and the next one indexes the document again, under the same passage ids, so
+nothing is stored twice. The marker keeps the flags of the document's flagged passages, so a
+document found indexed hands back the detector's verdicts without scoring again.
 
 Vectors are computed by the embedding function's batcher (`_batcher.py`) and handed to Chroma, so
 queries from concurrent conversations share model calls and Chroma never embeds one text at a
@@ -15,22 +22,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlparse
 
 import chromadb
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction
 from chromadb.config import Settings as ChromaSettings
 from numpy.typing import NDArray
 
+from codi_agents._ids import stable_hash
 from codi_agents._security import DETECTOR_FLAG, detect_injections
 from codi_agents.errors import ConfigError
 from codi_agents.inputs._documents import Document
-from codi_agents.inputs._passages import Passage
+from codi_agents.inputs._passages import Passage, passage_id
 from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
 from codi_agents.retrieval._index_check import open_collection
 
@@ -38,6 +51,38 @@ DEFAULT_COLLECTION = "codi_passages"
 CANDIDATES_PER_K = 3
 """Candidates fetched per query for every passage returned, before the scores are combined."""
 UPSERT_BATCH = 256
+MARKERS_SUFFIX = "_documents"
+"""The companion collection of completion markers: `<collection>_documents`."""
+_NO_FLAGS: Mapping[int, list[str]] = MappingProxyType({})
+"""The flags of a document none of whose passages is flagged (most): one shared, read-only mapping."""
+
+
+@dataclass
+class IndexCounts:
+    """What an index did in this process: documents (and their passages) embedded, or found indexed already."""
+
+    documents_embedded: int = 0
+    passages_embedded: int = 0
+    documents_reused: int = 0
+    passages_reused: int = 0
+
+    def __add__(self, other: IndexCounts) -> IndexCounts:
+        return IndexCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def note(self, *, added: bool, passages: int) -> None:
+        """Count one document: embedded now (`added`), or found indexed."""
+        if added:
+            self.documents_embedded += 1
+            self.passages_embedded += passages
+        else:
+            self.documents_reused += 1
+            self.passages_reused += passages
+
+
+def document_key(document: Document) -> str:
+    """The key passages are stored under: the document's id and its text, hashed (the same id with another
+    text is another document to the index)."""
+    return stable_hash([document.id, document.fingerprint()], 24)
 
 
 class PassageIndex:
@@ -47,16 +92,23 @@ class PassageIndex:
         self,
         client: ClientAPI,
         collection: Collection,
+        markers: Collection,
         embedder: EmbeddingBatcher,
         *,
         ephemeral: bool = False,
     ) -> None:
         self.client = client
         self.collection = collection
+        self.markers = markers
+        """One record per completely indexed document: id = its key; passages and flags in the metadata."""
         self.embedder = embedder
         """Computes the vectors of passages and queries (batched across callers, cached)."""
+        self.counts = IndexCounts()
+        """Documents embedded or found indexed through this object (thread-safe)."""
         self._ephemeral = ephemeral
-        self._indexed: dict[str, str] = {}
+        self._known: dict[str, Mapping[int, list[str]]] = {}
+        """Keys of the documents known complete, with the flags of their flagged passages (most have none)."""
+        self._lock = threading.Lock()
 
     @classmethod
     def open(
@@ -78,30 +130,48 @@ class PassageIndex:
             client = chromadb.EphemeralClient(settings=settings)
             collection = f"{collection}-{uuid.uuid4().hex[:12]}"
         handle = open_collection(client, collection, embedding_function, url or path or "(in memory)")
-        return cls(client, handle, batcher_for(embedding_function), ephemeral=ephemeral)
+        markers = client.get_or_create_collection(f"{collection}{MARKERS_SUFFIX}", embedding_function=None)
+        return cls(client, handle, markers, batcher_for(embedding_function), ephemeral=ephemeral)
 
     def add(self, document: Document, passages: Sequence[Passage]) -> bool:
-        """Index a document's passages unless this text is indexed already; True when it was added."""
-        fingerprint = document.fingerprint()
-        if self._indexed.get(document.id) == fingerprint or self._stored_fingerprint(document.id) == fingerprint:
-            self._indexed[document.id] = fingerprint
+        """Index a document's passages unless this text is indexed completely already; True when it was added.
+
+        Either way the passages come back with their stored flags (the detector's included)."""
+        key = document_key(document)
+        flags = self._known.get(key)
+        if flags is None:
+            flags = self._completed(key, len(passages))
+        if flags is not None:
+            for passage in passages:
+                passage.flags = list(flags.get(passage.index, []))
+            with self._lock:
+                self._known[key] = flags
+                self.counts.note(added=False, passages=len(passages))
             return False
-        self.collection.delete(where={"doc_id": document.id})
         flag_detected_injections(passages)
         for start in range(0, len(passages), UPSERT_BATCH):
             batch = passages[start : start + UPSERT_BATCH]
             texts = [passage.text for passage in batch]
             self.collection.upsert(
-                ids=[passage.id for passage in batch],
+                ids=[_record_id(key, passage) for passage in batch],
                 embeddings=self.embedder.embed(texts, bulk=True),
                 documents=texts,
-                metadatas=[_metadata(passage, fingerprint) for passage in batch],
+                metadatas=[_metadata(passage, key) for passage in batch],
             )
-        self._indexed[document.id] = fingerprint
+        flagged = {passage.index: list(passage.flags) for passage in passages if passage.flags} or _NO_FLAGS
+        self.markers.upsert(  # last: only now does the document count as indexed
+            ids=[key],
+            # the vector is unused; distinct values keep Chroma's HNSW graph of markers sane
+            embeddings=np.array([[int(key[:6], 16) / 2**24]], dtype=np.float32),
+            metadatas=[{"doc_id": document.id, "passages": len(passages), "flags": json.dumps(dict(flagged))}],
+        )
+        with self._lock:
+            self._known[key] = flagged
+            self.counts.note(added=True, passages=len(passages))
         return True
 
-    def search(self, doc_id: str, queries: Sequence[str], k: int) -> list[Passage]:
-        """The `k` passages of `doc_id` that best match the queries together.
+    def search(self, document: Document, queries: Sequence[str], k: int) -> list[Passage]:
+        """The `k` passages of `document` that best match the queries together.
 
         Each passage scores the sum of its cosine similarities to the queries (CombSUM), over
         `CANDIDATES_PER_K * k` candidates per query. Similarities, unlike ranks, leave passages that
@@ -110,24 +180,24 @@ class PassageIndex:
         queries = [query for query in queries if query.strip()]
         if not queries:
             return []
-        return self.search_vectors(doc_id, self.embedder.embed(queries), k)
+        return self.search_vectors(document, self.embedder.embed(queries), k)
 
-    async def asearch(self, doc_id: str, queries: Sequence[str], k: int) -> list[Passage]:
+    async def asearch(self, document: Document, queries: Sequence[str], k: int) -> list[Passage]:
         """`search`, awaited: the queries join other conversations' in one model call, Chroma runs in a thread."""
         queries = [query for query in queries if query.strip()]
         if not queries:
             return []
         vectors = await self.embedder.aembed(queries)
-        return await asyncio.to_thread(self.search_vectors, doc_id, vectors, k)
+        return await asyncio.to_thread(self.search_vectors, document, vectors, k)
 
-    def search_vectors(self, doc_id: str, vectors: NDArray[Any], k: int) -> list[Passage]:
+    def search_vectors(self, document: Document, vectors: NDArray[Any], k: int) -> list[Passage]:
         """`search` with the queries' vectors already computed (one row per query)."""
         if len(vectors) == 0:
             return []
         result = self.collection.query(
             query_embeddings=vectors,
             n_results=k * CANDIDATES_PER_K,
-            where={"doc_id": doc_id},
+            where={"doc_key": document_key(document)},
             include=["documents", "metadatas", "distances"],
         )
         scores: dict[str, float] = {}
@@ -135,34 +205,51 @@ class PassageIndex:
         for ids, texts, metadatas, distances in zip(
             result["ids"], result["documents"] or [], result["metadatas"] or [], result["distances"] or [], strict=True
         ):
-            for pid, text, metadata, distance in zip(ids, texts, metadatas, distances, strict=True):
-                scores[pid] = scores.get(pid, 0.0) + max(0.0, 1.0 - float(distance))
-                found[pid] = _passage(pid, text or "", metadata)
+            for _, text, metadata, distance in zip(ids, texts, metadatas, distances, strict=True):
+                passage = _passage(text or "", metadata)
+                scores[passage.id] = scores.get(passage.id, 0.0) + max(0.0, 1.0 - float(distance))
+                found[passage.id] = passage
         ranked = sorted(scores, key=lambda pid: (-round(scores[pid], 9), found[pid].index))
         return [found[pid] for pid in ranked[:k]]
 
-    def passages(self, doc_id: str) -> list[Passage]:
-        """Every passage of a document, in document order."""
-        result = self.collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+    def passages(self, document: Document) -> list[Passage]:
+        """Every stored passage of a document (this text of it), in document order."""
+        result = self.collection.get(where={"doc_key": document_key(document)}, include=["documents", "metadatas"])
         items = [
-            _passage(pid, text or "", metadata)
-            for pid, text, metadata in zip(
-                result["ids"], result["documents"] or [], result["metadatas"] or [], strict=True
-            )
+            _passage(text or "", metadata)
+            for text, metadata in zip(result["documents"] or [], result["metadatas"] or [], strict=True)
         ]
         return sorted(items, key=lambda passage: passage.index)
 
-    def close(self) -> None:
-        """Drop an in-memory collection; persistent ones stay."""
-        if self._ephemeral:
-            with contextlib.suppress(Exception):  # cleaning up memory must never mask a result
-                self.client.delete_collection(self.collection.name)
+    def is_complete(self, document: Document) -> bool:
+        """True when this text of the document is indexed completely (its marker is written)."""
+        return bool(self.markers.get(ids=[document_key(document)], include=[])["ids"])
 
-    def _stored_fingerprint(self, doc_id: str) -> str | None:
-        result = self.collection.get(where={"doc_id": doc_id}, limit=1, include=["metadatas"])
-        metadatas = result["metadatas"] or []
-        value = metadatas[0].get("doc_fingerprint") if metadatas else None
-        return str(value) if value is not None else None
+    def close(self) -> None:
+        """Drop an in-memory collection; persistent ones stay, and the client lets go of their files.
+
+        Chroma shares one client per folder within a process; the last to close it stops it, so a later
+        run in this process reads the folder afresh (another process may have written it meanwhile)."""
+        with contextlib.suppress(Exception):  # cleaning up must never mask a result
+            if self._ephemeral:
+                self.client.delete_collection(self.collection.name)
+                self.client.delete_collection(self.markers.name)
+            else:
+                close = getattr(self.client, "close", None)  # Chroma >= 1.1
+                if callable(close):
+                    close()
+
+    def _completed(self, key: str, passages: int) -> Mapping[int, list[str]] | None:
+        """The stored flags of a completely indexed document, or None when it is not (or was cut otherwise)."""
+        metadatas = self.markers.get(ids=[key], include=["metadatas"])["metadatas"] or []
+        if not metadatas:
+            return None
+        if metadatas[0].get("passages") != passages:  # cut otherwise (a chunker changed without its version)
+            self.markers.delete(ids=[key])
+            self.collection.delete(where={"doc_key": key})
+            return None
+        stored = json.loads(str(metadatas[0].get("flags") or "{}"))
+        return {int(index): [str(flag) for flag in flags] for index, flags in stored.items()} or _NO_FLAGS
 
 
 def flag_detected_injections(passages: Sequence[Passage]) -> None:
@@ -175,22 +262,23 @@ def flag_detected_injections(passages: Sequence[Passage]) -> None:
             passage.flags.append(DETECTOR_FLAG)
 
 
-def _metadata(passage: Passage, fingerprint: str) -> dict[str, Any]:
-    return {
-        "doc_id": passage.doc_id,
-        "index": passage.index,
-        "flags": ",".join(passage.flags),
-        "doc_fingerprint": fingerprint,
-    }
+def _record_id(key: str, passage: Passage) -> str:
+    """A passage's id in the collection: unique across the texts of one document id."""
+    return f"{key}:{passage.index}"
 
 
-def _passage(pid: str, text: str, metadata: Any) -> Passage:
+def _metadata(passage: Passage, key: str) -> dict[str, Any]:
+    return {"doc_id": passage.doc_id, "doc_key": key, "index": passage.index, "flags": ",".join(passage.flags)}
+
+
+def _passage(text: str, metadata: Any) -> Passage:
     metadata = metadata or {}
     flags = str(metadata.get("flags") or "")
+    doc_id, index = str(metadata.get("doc_id", "")), int(metadata.get("index", 0))
     return Passage(
-        id=pid,
-        doc_id=str(metadata.get("doc_id", "")),
-        index=int(metadata.get("index", 0)),
+        id=passage_id(doc_id, index),
+        doc_id=doc_id,
+        index=index,
         text=text,
         flags=[flag for flag in flags.split(",") if flag],
     )

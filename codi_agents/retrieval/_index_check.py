@@ -17,7 +17,7 @@ from chromadb.api.models.Collection import Collection
 
 from codi_agents.errors import ConfigError
 
-_FIX = "Use the embedding settings it was built with, or another index folder (another --out, or chroma_path)."
+_FIX = "Use the embedding settings it was built with, or another index folder (--index DIR, or chroma_path)."
 
 
 def open_collection(client: ClientAPI, name: str, embed: Any, where: str) -> Collection:

@@ -5,7 +5,7 @@ DIR/rejected.jsonl   one `Conversation` JSON per line, rejected (kept as data)
 DIR/errors.jsonl     conversations that failed on a server error; not finished, a resume retries them
 DIR/manifest.json    what made the run (`RunManifest`); written atomically
 DIR/summary.json     the run's statistics (`RunSummary`); written atomically
-DIR/index/           the persistent Chroma collection of the corpus's passages
+DIR/index/           the run's own passage index (`--index run`, or when the shared cache entry was in use)
 DIR/run.lock         held (an OS lock) by the one run writing the directory; names that run
 """
 

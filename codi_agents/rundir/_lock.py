@@ -1,5 +1,7 @@
 """One run at a time per run directory: an OS lock on `DIR/run.lock`, held for the run's whole life.
 
+(`FileLock` is the same lock on any file: the shared index cache locks its entries with it.)
+
 The lock is `flock(2)` on the lock file: the kernel releases it when the holder's last descriptor
 closes, which includes the process dying in any way (kill -9, a crash, a power cut), so a stale lock
 cannot exist. The file itself only *names* the holder (pid, host, start time, codi version) for the
@@ -47,22 +49,22 @@ class LockHolder(BaseModel):
         )
 
 
-class RunLock:
-    """The exclusive lock of one run directory; a context manager. `acquire` fails at once, naming the holder."""
+class FileLock:
+    """An exclusive OS lock on one file, which names its holder; a run directory's and an index cache entry's."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.path = directory / LOCK_FILE
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._descriptor: int | None = None
 
-    def acquire(self) -> LockHolder:
-        """Take the lock and record this process as its holder; `RunDirectoryError` when a run holds it."""
+    def try_acquire(self, wait_seconds: float = ACQUIRE_SECONDS) -> LockHolder | None:
+        """Take the lock within `wait_seconds` and record this process as its holder; None when another holds it."""
         if self._descriptor is not None:
-            raise RuntimeError(f"{self.path} is already held by this RunLock")
+            raise RuntimeError(f"{self.path} is already held by this lock")
         descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            if not _flock(descriptor, fcntl.LOCK_EX, ACQUIRE_SECONDS):
-                raise RunDirectoryError(_held_message(self.directory, read_holder(self.path)))
+            if not _flock(descriptor, fcntl.LOCK_EX, wait_seconds):
+                os.close(descriptor)
+                return None
             holder = LockHolder(
                 pid=os.getpid(), host=socket.gethostname(), started_at=datetime.now(UTC), codi_version=__version__
             )
@@ -75,7 +77,7 @@ class RunLock:
         return holder
 
     def release(self) -> None:
-        """Let the next run in; the lock file stays (removing it would race with a run opening it)."""
+        """Let the next holder in; the lock file stays (removing it would race with a process opening it)."""
         if self._descriptor is None:
             return
         descriptor, self._descriptor = self._descriptor, None
@@ -87,6 +89,21 @@ class RunLock:
     def held(self) -> bool:
         """True while this object holds the lock."""
         return self._descriptor is not None
+
+
+class RunLock(FileLock):
+    """The exclusive lock of one run directory; a context manager. `acquire` fails at once, naming the holder."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory / LOCK_FILE)
+        self.directory = directory
+
+    def acquire(self) -> LockHolder:
+        """Take the lock and record this process as its holder; `RunDirectoryError` when a run holds it."""
+        holder = self.try_acquire()
+        if holder is None:
+            raise RunDirectoryError(_held_message(self.directory, read_holder(self.path)))
+        return holder
 
     def __enter__(self) -> RunLock:
         self.acquire()

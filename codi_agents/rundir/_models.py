@@ -81,6 +81,20 @@ class RunFiles(_Record):
     lock: str = LOCK_FILE
 
 
+IndexKind = Literal["shared", "run", "folder", "server", "memory"]
+"""Where a run's passage index was: an entry of the shared cache, the run directory's `index/`, the folder
+of `chroma_path`, the Chroma server of `chroma_url`, or memory (a run without a directory)."""
+
+
+class IndexRecord(_Record):
+    """The passage index a session used."""
+
+    kind: IndexKind
+    location: str | None = Field(description="The folder or the server's URL; None in memory.")
+    key: str = Field(description="Hash of what the index content depends on: chunking, embedding model, detector.")
+    note: str | None = Field(default=None, description="Why the run did not use the shared cache, when it did not.")
+
+
 class SessionRecord(_Record):
     """One process's session of a run (a resume adds one)."""
 
@@ -111,6 +125,7 @@ class RunManifest(_Record):
     concurrency: ConcurrencyRecord
     files: RunFiles = Field(default_factory=RunFiles)
     sessions: list[SessionRecord]
+    index: IndexRecord | None = Field(default=None, description="The passage index of the latest session.")
 
     def prices(self) -> dict[str, tuple[float, float]]:
         """Role -> (input, output) dollars per 1k tokens, as the run config set them."""
@@ -192,6 +207,16 @@ class NearDuplicateCounts(_Record):
     threshold: float
 
 
+class IndexSummary(IndexRecord):
+    """The passage index this session used, and what it embedded (counted by document, over the whole corpus
+    for a run with workers, over the documents conversations started on otherwise)."""
+
+    documents_embedded: int
+    passages_embedded: int
+    documents_reused: int = Field(description="Documents found indexed already: nothing embedded for them.")
+    passages_reused: int
+
+
 class RunSummary(_Record):
     """`summary.json`: the run's statistics over every session of the run directory."""
 
@@ -217,3 +242,6 @@ class RunSummary(_Record):
     requests: RequestCounts
     documents: DocumentCounts
     near_duplicates: NearDuplicateCounts
+    index: IndexSummary | None = Field(
+        default=None, description="This session's passage index (absent from older runs' files)."
+    )

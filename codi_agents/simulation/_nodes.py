@@ -84,7 +84,7 @@ async def retrieve(state: SimulationState, runtime: Runtime[SimulationContext]) 
     """Find the passages of this document for the user's message, read in the context of the conversation."""
     ctx = runtime.context
     queries = contextual_queries(state["user_draft"], state.get("turns", []))
-    found = await ctx.index.asearch(state["document"].id, queries, ctx.settings.top_k)
+    found = await ctx.index.asearch(state["document"], queries, ctx.settings.top_k)
     return {"retrieved": found, "retrieval_query": " || ".join(queries)}
 
 

@@ -30,8 +30,9 @@ from codi_agents.inputs._personas import Persona
 from codi_agents.llm._calls import RoleModel, model_name
 from codi_agents.llm._local_server import MODEL_ALIAS, LocalModelServer
 from codi_agents.llm._models import ModelsArgument, build_role_models, role_instances
+from codi_agents.retrieval._cache import collection_name, index_key, index_parts
 from codi_agents.retrieval._embeddings import default_embedding_function, embedding_identity
-from codi_agents.retrieval._index import PassageIndex
+from codi_agents.retrieval._index import DEFAULT_COLLECTION, PassageIndex
 from codi_agents.simulation._context import SimulationContext
 from codi_agents.simulation._graph import build_graph, recursion_limit
 from codi_agents.simulation._state import SimulationInput
@@ -51,9 +52,11 @@ class Session:
         calibration: Calibration | None = None,
         task: Task | str | None = None,
         local_server_url: str | None = None,
+        index_collection: str | None = None,
     ) -> None:
         """`local_server_url` points the embedded roles at an embedded server another process started
-        (a batch run's workers share the parent's) instead of starting one.
+        (a batch run's workers share the parent's) instead of starting one. `index_collection` names the
+        passage index's collection (a run's workers use the driver's); default: named by `index_key`.
 
         An endpoint with a URL and no model name is asked here, once, which model it serves
         (`codi_agents.config.with_discovered_models`): the settings and the fingerprint name that model."""
@@ -68,6 +71,7 @@ class Session:
             embedding_function if embedding_function is not None else default_embedding_function(self.settings)
         )
         """Given, or the settings' `[embedding]` server, or the packaged MiniLM (loaded on first use)."""
+        self._index_collection = index_collection
         self.server: LocalModelServer | None = None
         self._local_server_url = local_server_url
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -86,8 +90,12 @@ class Session:
             self.server.start()
         try:
             models = self._build_models()
+            persistent = bool(self.settings.chroma_path or self.settings.chroma_url)
             self.index = PassageIndex.open(
-                self._embedding_function, path=self.settings.chroma_path, url=self.settings.chroma_url
+                self.embedding_function,
+                path=self.settings.chroma_path,
+                url=self.settings.chroma_url,
+                collection=self.index_collection if persistent else DEFAULT_COLLECTION,
             )
             judge_weight = self.roles.judge_weight(
                 self.settings.judge_weight,
@@ -101,7 +109,7 @@ class Session:
                 index=self.index,
                 calibration=self.calibration,
                 judge_weight=judge_weight,
-                embed=self._embedding_function,
+                embed=self.embedding_function,
                 embedded_roles=self.roles.embedded_roles,
             )
             self._graph = build_graph(self.task)
@@ -109,6 +117,16 @@ class Session:
             self.close()
             raise
         return self
+
+    @property
+    def index_parts(self) -> dict[str, Any]:
+        """What the passage index's content depends on (chunking, embedding model, detector), by part."""
+        return index_parts(self.settings.chunk_size, self.settings.chunk_overlap, self.embedding_function)
+
+    @property
+    def index_collection(self) -> str:
+        """The collection of a persistent passage index: the given one, else named by the key of `index_parts`."""
+        return self._index_collection or collection_name(index_key(self.index_parts))
 
     def _build_models(self) -> dict[Role, RoleModel]:
         return build_role_models(

@@ -55,7 +55,7 @@ class StudentPrompter:
         history = [
             Turn(role="user" if m["role"] == "user" else "assistant", content=m["content"]) for m in turn.history
         ]
-        return self.index.search(turn.document.id, contextual_queries(turn.question, history), self.settings.top_k)
+        return self.index.search(turn.document, contextual_queries(turn.question, history), self.settings.top_k)
 
     def system_prompt(self, title: str, passages: list[Passage]) -> str:
         """The training system prompt over `passages`."""
