@@ -105,7 +105,8 @@ class FakeOpenAIServer:
         self._post("/_codi/faults", asdict(faults))
 
     def stats(self) -> dict[str, int]:
-        """Counters: requests, answered, rate_limited, status_<code>, prompt_tokens, completion_tokens."""
+        """Counters: requests, answered, rate_limited, status_<code>, prompt_tokens, completion_tokens, and
+        peak_in_flight (the most chat requests it was answering at once, 429s included)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_codi/stats", timeout=10) as response:
             return dict(json.loads(response.read()))
 
