@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,20 @@ def session(settings: Settings, embedding: HashingEmbeddingFunction):  # type: i
     """An open session with scripted models and hashing embeddings."""
     with Session(settings, models=scripted_models(), embedding_function=embedding) as opened:
         yield opened
+
+
+@pytest.fixture
+def left_running() -> Callable[[Sequence[int]], list[int]]:
+    """A function: those of some process ids still running after up to a minute (a killed Ray worker or a
+    stopped server takes a moment to end). For tests that check nothing is left behind."""
+    psutil = pytest.importorskip("psutil")
+
+    def still_running(pids: Sequence[int]) -> list[int]:
+        processes = []
+        for pid in pids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                processes.append(psutil.Process(pid))
+        _, alive = psutil.wait_procs(processes, timeout=60)
+        return [process.pid for process in alive if process.status() != psutil.STATUS_ZOMBIE]
+
+    return still_running

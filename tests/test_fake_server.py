@@ -125,3 +125,19 @@ def test_child_process_server_answers_and_stops() -> None:
         url = running.base_url
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{url}/models", timeout=2)
+
+
+def test_the_server_records_the_most_chat_requests_it_answered_at_once() -> None:
+    import asyncio
+
+    async def ask(server: FakeOpenAIServer, times: int) -> None:
+        async with openai.AsyncOpenAI(base_url=server.base_url, api_key="fake", max_retries=0) as client:
+            message = [{"role": "user", "content": "hello"}]
+            requests = (client.chat.completions.create(model=server.model, messages=message) for _ in range(times))  # type: ignore[call-overload]
+            await asyncio.gather(*requests)
+
+    with FakeOpenAIServer(latency=1.0) as slow:
+        asyncio.run(ask(slow, 1))
+        assert slow.stats()["peak_in_flight"] == 1
+        asyncio.run(ask(slow, 5))  # 1 s each: the five overlap
+        assert slow.stats()["peak_in_flight"] == 5 and slow.stats()["answered"] == 6

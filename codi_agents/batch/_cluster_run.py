@@ -10,12 +10,13 @@ asyncio workers). What moves to the workers is the simulation: each Ray actor ho
   which this process holds, by default), stopped at the end, never orphaned. Workers index the
   corpus in slices first (each document sent once; in parallel, since embedding is the costly part;
   documents indexed already are only counted), then simulate.
-- **Requests in flight**: every worker gets `max(1, c // workers)` of each role's `max_concurrency` c
-  (and of the `[embedding]` server's, whose function each worker builds from the settings), so the
-  total per endpoint stays within c (unless there are more workers than c). A 429 halves a worker's
-  own limit (`AdaptiveLimiter`), which is how the shares rebalance: each worker backs off from the
-  server by itself; the driver does not move shares between workers.
-- **Faults**: a worker that dies has its chunks sent to the others (`WorkerPool`); only finished
+- **Requests in flight**: the driver keeps each remote endpoint's limit for the whole cluster and
+  shares it out among the workers (`batch._shares`): the shares never add up to more than the
+  endpoint's `max_concurrency`, a 429 on any worker lowers them all, a quiet period raises them again.
+  The `[embedding]` server's limit is divided among the workers once (each worker builds its embedding
+  function from the settings) and each worker's limiter adapts its own share.
+- **Faults**: a worker that dies has its chunks sent to the others, and so does one that hangs (no
+  chunk back within `limits.chunk_timeout_seconds`; it is killed) (`WorkerPool`); only finished
   chunks return, so each conversation is written once.
 """
 
@@ -32,7 +33,8 @@ from codi_agents._record import Conversation
 from codi_agents.batch._outcome import Outcomes
 from codi_agents.batch._plan import Planned
 from codi_agents.batch._prepare import PreparedRun, RunPlan
-from codi_agents.batch._remote import INDEX, SIMULATE, WorkerSpec, build_worker, process_chunk
+from codi_agents.batch._remote import INDEX, SIMULATE, WorkerSpec, build_worker, exchange_limits, process_chunk
+from codi_agents.batch._shares import SharedLimits
 from codi_agents.config._embedding import resolve_embedding
 from codi_agents.config._run_config import RunConfig
 from codi_agents.config._settings import Settings
@@ -43,6 +45,7 @@ from codi_agents.llm._limits import EndpointSnapshot
 from codi_agents.retrieval._index import IndexCounts
 from codi_agents.rundir._layout import RunLayout
 from codi_agents.simulation._session import Session
+from codi_agents.tasks import task_modules
 
 logger = logging.getLogger("codi_agents.batch")
 
@@ -76,14 +79,25 @@ def placement(config: RunConfig, settings: Settings, index_data: str) -> str:
     return f"workers: {spec.workers} × {spec.worker_cpus:g} CPU{memory} on {where}; index: {index}"
 
 
+def shared_endpoints(session: Session) -> dict[str, int]:
+    """The remote endpoints all workers call, each with its `max_concurrency` (the first role's, as a
+    session shares one limiter among the roles that call one endpoint)."""
+    maximums: dict[str, int] = {}
+    for spec in session.roles:
+        if spec.source == "remote" and spec.endpoint_key:
+            maximums.setdefault(spec.endpoint_key, spec.concurrency)
+    return maximums
+
+
 def worker_settings(session: Session, workers: int) -> Settings:
-    """The run's settings with each remote role's requests in flight, and the embeddings server's, divided
-    among the workers (each worker builds its embedding function from these settings)."""
+    """The run's settings with each remote role's requests in flight divided among the workers (the
+    driver moves the shares while the run lasts: `batch._shares`), and the embeddings server's (each worker
+    builds its embedding function from these settings)."""
     settings = session.settings
     update: dict[str, Any] = {}
     for spec in session.roles:
         if spec.source == "remote":
-            share = max(1, spec.concurrency // workers)
+            share = SharedLimits.first_share(spec.concurrency, workers)
             update[spec.role] = getattr(settings, spec.role).model_copy(update={"max_concurrency": share})
     if (embedding := resolve_embedding(settings)) is not None:
         share = max(1, embedding.concurrency // workers)
@@ -103,6 +117,8 @@ class ClusterRun:
         self.chroma: Any = None
         self.in_flight: dict[str, Planned[Any]] = {}
         """Conversations sent to a worker and not yet back, by id."""
+        self.limits: SharedLimits | None = None
+        """Each shared endpoint's limit of requests in flight, for all workers (once started)."""
         self._usage: dict[int, dict[str, EndpointSnapshot]] = {}
         self.index_counts = IndexCounts()
         """What the workers' indexing embedded, and what it found indexed already."""
@@ -133,6 +149,7 @@ class ClusterRun:
         """Start or join the cluster, place the workers (each checks it can import the task), build their Sessions."""
         planned = prepared.planned
         session = planned.session
+        self.limits = SharedLimits(shared_endpoints(session), self.cluster.workers)
         spec = WorkerSpec(
             settings=worker_settings(session, self.cluster.workers),
             task=session.task.name,
@@ -150,11 +167,16 @@ class ClusterRun:
             build=build_worker,
             spec=spec,
             process=process_chunk,
-            modules=[type(session.task).__module__],
+            modules=task_modules(session.task),
             chunk_size=chunk,
             chunks_in_flight=max(1, math.ceil(per_worker / chunk)),
+            chunk_timeout=self.config.limits.chunk_timeout_seconds,
+            exchange=exchange_limits,
+            coordinator=self.limits,
+            log=logger,
         )
         infos = self.pool.start()
+        self.limits.name_workers([f"worker {info.pid} on {info.host}" for info in infos])
         hosts = sorted({info.host for info in infos})
         logger.info("%d workers on %s (process ids %s)", len(infos), ", ".join(hosts), [i.pid for i in infos])
 

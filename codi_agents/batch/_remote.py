@@ -16,6 +16,9 @@ only: server errors after retries) or `error` (an unexpected error; the driver c
 Errors travel as their name and message: exception classes with custom constructors do not always
 survive pickling. `usage` is (process id, the worker's endpoint snapshots): the driver adds the workers'
 requests and tokens to its progress and summary. Nothing here writes the run directory; the driver does.
+
+Between chunks the driver sends each worker its shares of the endpoints' requests in flight
+(`exchange_limits`, see `batch._shares`); the worker answers with its limiters' counters.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from codi_agents._record import Conversation
 from codi_agents.batch._plan import Planned
 from codi_agents.batch._prepare import session_endpoints
+from codi_agents.batch._shares import LimiterReport, ShareOrder, obey
 from codi_agents.config._settings import Settings
 from codi_agents.corpora._source import CorpusSource, DocRef
 from codi_agents.critic._calibration import Calibration
@@ -95,6 +99,11 @@ async def process_chunk(state: WorkerState, chunk: Sequence[tuple[str, Any]]) ->
     outcomes = await asyncio.gather(*simulations)
     usage = (os.getpid(), [endpoint.snapshot() for endpoint in session_endpoints(state.session)])
     return [(item.id, (*outcome, usage)) for item, outcome in zip(planned, outcomes, strict=True)]
+
+
+def exchange_limits(state: WorkerState, orders: Sequence[ShareOrder]) -> list[LimiterReport]:
+    """Take the driver's shares of the endpoints' requests in flight; report the limiters' counters."""
+    return obey(session_endpoints(state.session), orders)
 
 
 def _documents(state: WorkerState, wanted: Sequence[Document | DocRef]) -> list[Document]:

@@ -92,6 +92,13 @@ class Limits(BaseModel):
         default=50, ge=1, description="Stop after this many conversations in a row failed with an unexpected error."
     )
     progress_seconds: float = Field(default=10.0, gt=0, description="Seconds between progress lines without a TTY.")
+    chunk_timeout_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="With Ray workers: a worker that sends no chunk of conversations back for this long counts as "
+        "hung; it is stopped and its conversations go to the other workers. Generous, since a chunk (up to 4 "
+        "conversations) may wait on rate limits and slow models; raise it for very slow models.",
+    )
     gc_threshold: int = Field(
         default=50_000,
         ge=0,

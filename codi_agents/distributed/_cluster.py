@@ -28,6 +28,10 @@ class ClusterError(RunError):
     """The Ray cluster could not be reached, or workers could not be placed on it."""
 
 
+class WorkerPoolError(RunError):
+    """The work could not be finished on the cluster: every worker died, the work function failed or hung."""
+
+
 class ClusterSpec(BaseModel):
     """Where the workers run: a local cluster of `workers` processes, or the cluster at `address`."""
 

@@ -1,33 +1,52 @@
 """The driver side: worker actors on a Ray cluster, fed small chunks, each item's result delivered once.
 
-`WorkerPool.start()` joins or starts the cluster, places the workers (an error, not a hang, when the
-cluster cannot hold them), checks that every worker imports the user's plug-in modules, then builds
-each worker's long-lived object. `WorkerPool.run(items)` keeps `chunks_in_flight` chunks of
-`chunk_size` items on every live worker, yields `(id, result)` as chunks finish (`ray.wait`), and hands
-the in-flight chunks of a worker that died (killed, node lost) to the others. A dead worker's chunks
-return nothing, so an item is done by one worker only; results are still filtered by id, so the
-caller can write each id exactly once whatever happens.
+`WorkerPool.start()` joins or starts the cluster, places the workers and builds each one's long-lived
+object (`_placement`: errors, not hangs, for a cluster that cannot hold them, a plug-in module they
+cannot import, an object they cannot build). `WorkerPool.run(items)` keeps `chunks_in_flight` chunks
+of `chunk_size` items on every live worker and yields `(id, result)` as chunks finish. While it
+waits, it looks at the workers every `TICK_SECONDS`:
+
+- a worker that died (killed, node lost) has its in-flight chunks handed to the others;
+- a chunk not back after `chunk_timeout` seconds means a hung worker (alive, never answering): the
+  chunk goes to another worker and the hung one is killed (its other chunks go elsewhere too). A
+  chunk that times out on `MAX_TIMEOUTS` workers in turn stops the run: the work itself hangs;
+- with a `Coordinator`, each worker is sent the coordinator's messages and its replies are handed
+  back (`_exchange`: for a batch run, each endpoint's share of requests in flight).
+
+A dead or killed worker's chunks return nothing, so an item is done by one worker only; results are
+still filtered by id, so the caller can write each id exactly once whatever happens. `close()` may be
+called from another thread while `run` waits: `run` returns within a tick.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections import deque
+import logging
+import threading
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from codi_agents.distributed._cluster import ClusterError, ClusterSpec, connect, import_ray, shutdown
-from codi_agents.distributed._worker import Item, Process, Result, Worker, WorkerInfo
-from codi_agents.errors import ConfigError, RunError
+from codi_agents.distributed._cluster import ClusterSpec, WorkerPoolError, connect, import_ray, shutdown
+from codi_agents.distributed._exchange import Coordinator, Exchanges
+from codi_agents.distributed._placement import START_TIMEOUT, place_workers, set_up
+from codi_agents.distributed._worker import Exchange, Item, Process, Result, WorkerInfo
+from codi_agents.errors import ConfigError
 
-START_TIMEOUT = 120.0
-"""Seconds for the workers to be placed and answer; on a busy cluster placing takes a while."""
+CHUNK_TIMEOUT = 1800.0
+"""Seconds a chunk may take before its worker counts as hung; generous, since a chunk may wait on rate limits."""
+MAX_TIMEOUTS = 2
+"""Workers a chunk may hang before the run stops (the work hangs, not a worker)."""
+TICK_SECONDS = 0.5
+"""How often the driver looks at timeouts, messages and `close()` while it waits for chunks."""
+DEATH_TIMEOUT = 30.0
+"""Seconds to wait for a killed worker to be gone before its share of anything is handed on."""
 
-
-class WorkerPoolError(RunError):
-    """The work could not be finished on the cluster: every worker died, or the work function failed."""
+logger = logging.getLogger("codi_agents.distributed")
 
 
 @dataclass
@@ -37,7 +56,9 @@ class PoolStats:
     chunks: int = 0
     redispatched: int = 0
     lost_workers: list[int] = field(default_factory=list)
-    """Process ids of the workers that died."""
+    """Process ids of the workers that died or were stopped for hanging."""
+    hung_workers: list[int] = field(default_factory=list)
+    """Process ids of the workers stopped because a chunk of theirs timed out."""
 
 
 @dataclass
@@ -48,6 +69,15 @@ class _Slot:
     info: WorkerInfo
     alive: bool = True
     in_flight: int = 0
+
+
+@dataclass
+class _Sent:
+    """A chunk on a worker, and when it was sent."""
+
+    slot: _Slot
+    chunk: list[Item]
+    at: float
 
 
 class WorkerPool:
@@ -64,18 +94,31 @@ class WorkerPool:
         chunk_size: int = 8,
         chunks_in_flight: int = 2,
         start_timeout: float = START_TIMEOUT,
+        chunk_timeout: float = CHUNK_TIMEOUT,
+        exchange: Exchange | None = None,
+        coordinator: Coordinator | None = None,
+        log: logging.Logger | None = None,
     ) -> None:
         if chunk_size < 1 or chunks_in_flight < 1:
             raise ConfigError("chunk_size and chunks_in_flight must be at least 1.")
+        if (exchange is None) != (coordinator is None):
+            raise ConfigError("A coordinator needs the workers' exchange function, and the other way round.")
         self.cluster = cluster
-        self._build, self._spec, self._process = build, spec, process
+        self._build, self._spec, self._process, self._exchange = build, spec, process, exchange
         self.modules = tuple(modules)
         self.chunk_size = chunk_size
         self.chunks_in_flight = chunks_in_flight
         self.start_timeout = start_timeout
+        self.chunk_timeout = chunk_timeout
+        self.exchanges = Exchanges(coordinator) if coordinator is not None else None
+        self.log = log or logger
         self.slots: list[_Slot] = []
         self.stats = PoolStats()
         self._owns_cluster = False
+        self._timeouts: Counter[str] = Counter()
+        self._closing = False
+        self._step = threading.Lock()
+        """Held while `run` works between two waits, so that `close()` never pulls Ray from under it."""
 
     def start(self) -> list[WorkerInfo]:
         """Join or start the cluster, place and check the workers, build their objects; their placement."""
@@ -90,67 +133,49 @@ class WorkerPool:
 
         self._owns_cluster = self.cluster.local and not ray.is_initialized()
         connect(self.cluster)
-        options: dict[str, Any] = {"num_cpus": self.cluster.worker_cpus, "max_restarts": 0}
-        if self.cluster.worker_memory:
-            options["memory"] = self.cluster.worker_memory
-        actors = [ray.remote(Worker).options(**options).remote() for _ in range(self.cluster.workers)]
-        try:
-            infos: list[WorkerInfo] = ray.get(
-                [actor.describe.remote(self.modules) for actor in actors], timeout=self.start_timeout
-            )
-        except ray.exceptions.GetTimeoutError as error:
-            for actor in actors:
-                ray.kill(actor)
-            raise ClusterError(self._unplaced_message(ray.available_resources())) from error
-        self.slots = [_Slot(actor, info) for actor, info in zip(actors, infos, strict=True)]
-        _refuse_failed_imports(infos)
-        ray.get([slot.actor.setup.remote(self._build, self._spec, self._process) for slot in self.slots])
-        return infos
+        placed = place_workers(self.cluster, self.modules, self.start_timeout)
+        self.slots = [_Slot(actor, info) for actor, info in placed]
+        set_up(placed, (self._build, self._spec, self._process, self._exchange))
+        return [info for _, info in placed]
 
     def run(self, items: Iterable[Item]) -> Generator[Result, None, None]:
         """Yield `(id, result)` for every item, once each, as chunks finish on the workers."""
-        ray = import_ray()
-
         chunks = _chunked(iter(items), self.chunk_size)
         retry: deque[list[Item]] = deque()
-        in_flight: dict[Any, tuple[_Slot, list[Item]]] = {}
+        in_flight: dict[Any, _Sent] = {}
         delivered: set[str] = set()
         while True:
-            self._fill(in_flight, retry, chunks)
-            if not in_flight:
+            with self._step:
+                if self._closing:
+                    return
+                results = self._next_results(chunks, retry, in_flight)
+            if results is None:
                 return
-            (ready, *_), _ = ray.wait(list(in_flight), num_returns=1)
-            slot, chunk = in_flight.pop(ready)
-            slot.in_flight -= 1
-            try:
-                results: list[Result] = ray.get(ready)
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-                self._lose(slot)
-                retry.append(chunk)
-                self.stats.redispatched += 1
-                continue
-            except ray.exceptions.RayTaskError as error:
-                raise WorkerPoolError(
-                    f"The work function failed on worker {slot.info.pid} ({slot.info.host}) for the chunk starting "
-                    f"with item {chunk[0][0]!r}: {error.cause!r}"
-                ) from error.cause
             for item_id, result in results:
                 if item_id not in delivered:
                     delivered.add(item_id)
                     yield item_id, result
 
     def close(self) -> None:
-        """Stop the workers, and the cluster when this pool started it (a Ray the caller started stays up)."""
+        """Stop the workers, and the cluster when this pool started it (a Ray the caller started stays up).
+
+        Safe from another thread while `run` waits: `run` returns at its next tick."""
         import sys
 
-        ray = sys.modules.get("ray")
-        if ray is not None and ray.is_initialized():
-            for slot in self.slots:
-                if slot.alive:
-                    ray.kill(slot.actor)
-        self.slots = []
-        if self._owns_cluster:
-            shutdown()
+        self._closing = True
+        stepping = self._step.acquire(timeout=10 * TICK_SECONDS)
+        try:
+            ray = sys.modules.get("ray")
+            if ray is not None and ray.is_initialized():
+                for slot in self.slots:
+                    if slot.alive:
+                        ray.kill(slot.actor)
+            self.slots = []
+            if self._owns_cluster:
+                shutdown()
+        finally:
+            if stepping:
+                self._step.release()
 
     def __enter__(self) -> WorkerPool:
         self.start()
@@ -161,9 +186,38 @@ class WorkerPool:
     ) -> None:
         self.close()
 
-    def _fill(
-        self, in_flight: dict[Any, tuple[_Slot, list[Item]]], retry: deque[list[Item]], chunks: Iterator[list[Item]]
-    ) -> None:
+    def _next_results(
+        self, chunks: Iterator[list[Item]], retry: deque[list[Item]], in_flight: dict[Any, _Sent]
+    ) -> list[Result] | None:
+        """Wait up to a tick for a chunk; its results, [] when none came back, None when all work is done."""
+        ray = import_ray()
+
+        self._fill(in_flight, retry, chunks)
+        if not in_flight:
+            return None
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=TICK_SECONDS)
+        if self.exchanges is not None:
+            self.exchanges.tick(self.slots)
+        self._expire(in_flight, retry, exclude=set(ready))
+        if not ready:
+            return []
+        sent = in_flight.pop(ready[0])
+        sent.slot.in_flight -= 1
+        try:
+            results: list[Result] = ray.get(ready[0])
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+            self._lose(sent.slot)
+            retry.append(sent.chunk)
+            self.stats.redispatched += 1
+            return []
+        except ray.exceptions.RayTaskError as error:
+            raise WorkerPoolError(
+                f"The work function failed on worker {sent.slot.info.pid} ({sent.slot.info.host}) for the chunk "
+                f"starting with item {sent.chunk[0][0]!r}: {error.cause!r}"
+            ) from error.cause
+        return results
+
+    def _fill(self, in_flight: dict[Any, _Sent], retry: deque[list[Item]], chunks: Iterator[list[Item]]) -> None:
         """Give every live worker up to `chunks_in_flight` chunks: first the ones to redo, then new ones."""
         live = [slot for slot in self.slots if slot.alive]
         if not live and (retry or in_flight):
@@ -177,35 +231,60 @@ class WorkerPool:
                 chunk = retry.popleft() if retry else next(chunks, None)
                 if chunk is None:
                     return
-                in_flight[slot.actor.run.remote(chunk)] = (slot, chunk)
+                in_flight[slot.actor.run.remote(chunk)] = _Sent(slot, chunk, time.monotonic())
                 slot.in_flight += 1
                 self.stats.chunks += 1
+
+    def _expire(self, in_flight: dict[Any, _Sent], retry: deque[list[Item]], *, exclude: set[Any]) -> None:
+        """Hand the chunks older than `chunk_timeout` to other workers and kill the workers that hold them."""
+        ray = import_ray()
+
+        now = time.monotonic()
+        old = [ref for ref, sent in in_flight.items() if now - sent.at > self.chunk_timeout and ref not in exclude]
+        if not old:
+            return
+        _, hung = ray.wait(old, num_returns=len(old), timeout=0)  # a chunk that just finished is not hung
+        for ref in hung:
+            sent = in_flight.pop(ref)
+            sent.slot.in_flight -= 1
+            first = sent.chunk[0][0]
+            self._timeouts[first] += 1
+            if self._timeouts[first] >= MAX_TIMEOUTS:
+                self._kill_hung(sent.slot)
+                raise WorkerPoolError(
+                    f"The chunk starting with item {first!r} ({len(sent.chunk)} items) was not done within "
+                    f"{self.chunk_timeout:g} s on {MAX_TIMEOUTS} workers in turn, which were stopped: some of the "
+                    "work hangs (a hung worker holds back every chunk it has, so the culprit may be another item "
+                    "it held). Check the model servers, or raise the chunk timeout (limits.chunk_timeout_seconds) "
+                    "if the work is only slow; then resume the run."
+                )
+            retry.append(sent.chunk)
+            self.stats.redispatched += 1
+            self._kill_hung(sent.slot)
+
+    def _kill_hung(self, slot: _Slot) -> None:
+        """Kill a worker that holds a timed-out chunk; its other chunks come back as failed and go elsewhere."""
+        ray = import_ray()
+
+        if not slot.alive:
+            return
+        self.log.warning(
+            "worker %d on %s sent no chunk back within %g s: stopping it, its chunks go to the others",
+            slot.info.pid, slot.info.host, self.chunk_timeout,
+        )  # fmt: skip
+        ray.kill(slot.actor, no_restart=True)
+        gone = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError)
+        with contextlib.suppress(*gone):  # wait until it is gone: what it held (requests in flight) is free then
+            ray.get(slot.actor.describe.remote(()), timeout=DEATH_TIMEOUT)
+        self.stats.hung_workers.append(slot.info.pid)
+        self._lose(slot)
 
     def _lose(self, slot: _Slot) -> None:
         if slot.alive:
             slot.alive = False
             self.stats.lost_workers.append(slot.info.pid)
-
-    def _unplaced_message(self, available: dict[str, float]) -> str:
-        wanted = f"{self.cluster.workers} workers of {self.cluster.worker_cpus:g} CPUs"
-        if self.cluster.worker_memory:
-            wanted += f" and {self.cluster.worker_memory / 2**30:.1f} GiB"
-        free = ", ".join(f"{key} {value:g}" for key, value in sorted(available.items()) if "node:" not in key)
-        return (
-            f"Ray could not place {wanted} each within {self.start_timeout:.0f} s; the cluster has free: "
-            f"{free or 'nothing'}. Lower --workers, --worker-cpus or --worker-memory, or add nodes."
-        )
-
-
-def _refuse_failed_imports(infos: Sequence[WorkerInfo]) -> None:
-    """A `ConfigError` naming each module a worker cannot import, and where."""
-    failures = [(info, module, error) for info in infos for module, error in info.failed_imports.items()]
-    if failures:
-        lines = "; ".join(f"{module!r} on {info.host} ({info.node_ip}): {error}" for info, module, error in failures)
-        raise ConfigError(
-            f"Workers cannot import the plug-in task module: {lines}. Install the package that provides it on "
-            "every node of the cluster (the same version as here), then start the run again."
-        )
+            if self.exchanges is not None:
+                self.exchanges.lost(self.slots.index(slot))
 
 
 def _chunked(items: Iterator[Item], size: int) -> Iterator[list[Item]]:

@@ -4,7 +4,10 @@
 embeddings server's calls, made from the embedding batcher's threads).
 
 The limit follows AIMD (as TCP does): a rate-limit answer halves it, a run of successes raises it
-by one, never above the configured maximum. The health watch stops a run early when most recent
+by one, never above the configured maximum. In a run with Ray workers the maximum is the worker's
+share of the endpoint's limit, which the driver moves (`set_maximum`); the limiter counts its
+successes and rate limits so that the driver can adapt the limit of the whole cluster the same way
+(`codi_agents.batch._shares`). The health watch stops a run early when most recent
 requests to an endpoint have failed for a sustained period, instead of retrying forever.
 """
 
@@ -41,8 +44,13 @@ class AdaptiveLimiter:
         self.cooldown_seconds = cooldown_seconds
         self._in_flight = 0
         self._successes = 0
+        self.succeeded = 0
+        """Successful requests since the start (the driver of a cluster reads the counters, never resets them)."""
+        self.rate_limited = 0
+        """429 answers since the start."""
         self._last_decrease = -math.inf
         self._resume_at = 0.0
+        self._asked_until = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     @asynccontextmanager
@@ -84,6 +92,7 @@ class AdaptiveLimiter:
 
     def record_success(self) -> None:
         """A request succeeded: after enough of them in a row, allow one more in flight."""
+        self.succeeded += 1
         self._successes += 1
         if self._successes >= SUCCESSES_BEFORE_RAISE and self.limit < self.maximum:
             self.limit += 1
@@ -92,15 +101,41 @@ class AdaptiveLimiter:
 
     def record_rate_limited(self) -> None:
         """The server said 429: halve the number of requests in flight (once per cooldown)."""
+        self.rate_limited += 1
         self._successes = 0
         now = time.monotonic()
         if now - self._last_decrease >= self.cooldown_seconds:
             self.limit = max(1, self.limit // 2)
             self._last_decrease = now
 
+    def set_maximum(self, maximum: int, *, follow: bool) -> None:
+        """A new bound from outside (a worker's share of the cluster's limit). The limit never stays above
+        it; with `follow` the limit moves to it, up as well as down (no rate limit since the bound was set)."""
+        self.maximum = max(1, maximum)
+        if follow or self.limit > self.maximum:
+            self.limit = self.maximum
+            self._successes = 0
+            self._wake()
+
     def pause(self, seconds: float) -> None:
         """Send no new request for `seconds` (the server's `Retry-After`)."""
+        self._asked_until = max(self._asked_until, time.monotonic() + seconds)
+        self._resume_at = max(self._resume_at, self._asked_until)
+
+    def hold(self, seconds: float) -> None:
+        """Send no new request for `seconds`: a pause the server asked of another process (passed on by a
+        cluster's driver); unlike `pause`, not reported back as this limiter's own (`asked_pause`)."""
         self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left before this limiter lets a new request go (0 when not paused)."""
+        return max(0.0, self._resume_at - time.monotonic())
+
+    @property
+    def asked_pause(self) -> float:
+        """Seconds left of the pause the server asked of this limiter (0 when none)."""
+        return max(0.0, self._asked_until - time.monotonic())
 
     @property
     def in_flight(self) -> int:

@@ -69,6 +69,18 @@ def list_tasks(errors: dict[str, TaskError] | None = None) -> dict[str, Task]:
     return dict(sorted(_registry.items()))
 
 
+def task_modules(task: Task) -> list[str]:
+    """The modules another process imports to get `task` by name: its entry point's module, and the module
+    of its class when that is not codi's (a task registered in code has no entry point to be found by)."""
+    modules = []
+    entry_point = _task_entry_points().get(task.name)
+    if entry_point is not None and _registry.get(task.name) is task:
+        modules.append(entry_point.module)
+    if not type(task).__module__.startswith("codi_agents."):
+        modules.append(type(task).__module__)
+    return list(dict.fromkeys(modules))
+
+
 def _task_entry_points() -> dict[str, EntryPoint]:
     """Installed task entry points by name; two packages claiming one name is an error naming both."""
     found: dict[str, EntryPoint] = {}
@@ -144,5 +156,6 @@ __all__ = [
     "get_task",
     "list_tasks",
     "register_task",
+    "task_modules",
     "unregister_task",
 ]

@@ -54,6 +54,18 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "codi-scripted"
 
+    def __getstate__(self) -> dict[Any, Any]:
+        """Picklable (a run with Ray workers sends each worker a copy): the lock is made anew, not copied."""
+        state = dict(super().__getstate__())
+        state["__pydantic_private__"] = {
+            key: value for key, value in (state.get("__pydantic_private__") or {}).items() if key != "_lock"
+        }
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self._lock = threading.Lock()
+
     @property
     def calls(self) -> list[list[BaseMessage]]:
         """The prompts this model received, in order."""

@@ -77,6 +77,8 @@ class FakeApi:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.counts: Counter[str] = Counter()
+        self.in_flight = 0
+        """Chat requests being answered now; `counts["peak_in_flight"]` keeps the most at once."""
         self._ids = itertools.count(1)
         self._remaining = Counter[str]()
         self.set_faults(config.faults)
@@ -116,6 +118,14 @@ class FakeApi:
         return web.json_response(asdict(self.config.faults))
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.counts["peak_in_flight"] = max(self.counts["peak_in_flight"], self.in_flight)
+        try:
+            return await self._chat(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.counts["requests"] += 1
         faults = self.config.faults
         if faults.reject_key:

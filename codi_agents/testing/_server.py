@@ -116,8 +116,9 @@ class FakeOpenAIServer:
         self._post("/_codi/faults", asdict(faults))
 
     def stats(self) -> dict[str, int]:
-        """Counters: requests, answered, rate_limited, status_<code>, prompt_tokens, completion_tokens; for
-        embeddings: embedding_requests, embedding_answered, embedded_texts, embedding_rate_limited."""
+        """Counters: requests, answered, rate_limited, status_<code>, prompt_tokens, completion_tokens,
+        peak_in_flight (the most chat requests it was answering at once, 429s included); for embeddings:
+        embedding_requests, embedding_answered, embedded_texts, embedding_rate_limited."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_codi/stats", timeout=10) as response:
             return dict(json.loads(response.read()))
 
