@@ -15,8 +15,10 @@ conversations, each a fresh `--out`, K conversations in flight in all:
     baseline), when that file exists.
 
 Requests are counted by the server (`answered`), over the whole process's wall time (Ray's start, the
-Chroma server and the indexing included). Efficiency = requests / (wall x K / latency) (1.0: a request
-always at the server for each of the K conversations). Peak RSS is sampled over the whole process tree
+Chroma server and the indexing included: each run gets an empty `--index` folder, so both sides embed
+the corpus; `bench/default_path.py --cache warm` measures a warm shared index cache).
+Efficiency = requests / (wall x K / latency) (1.0: a request always at the server for each of the K
+conversations). Peak RSS is sampled over the whole process tree
 (Ray's GCS, raylet and workers, and the Chroma server, are children of the run). The machine's load
 (shared cores) moves every number: compare ratios from one invocation.
 
@@ -104,7 +106,9 @@ def repetition(args: argparse.Namespace, documents: Path, folder: Path, env: dic
         endpoint = ["--base-url", server.base_url, "--model", server.model, "--api-key", "fake"]
         for name, extra in (("one process", []), ("--workers 2", ["--workers", "2"])):
             out = Path(tempfile.mkdtemp(prefix="codi-run-", dir=folder))
+            index = Path(tempfile.mkdtemp(prefix="codi-index-", dir=folder))  # a cold index cache: both sides embed
             codi = [sys.executable, "-m", "codi_agents", "run", str(documents), "--out", str(out)]
+            codi += ["--index", str(index)]
             results[name] = measure([*codi, "--n", str(args.n), "-k", str(args.k), *endpoint, *extra], server, env)
         if args.baseline is not None:
             plain = [sys.executable, str(args.baseline), str(documents), "--base-url", server.base_url]
