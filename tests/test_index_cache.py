@@ -24,9 +24,9 @@ from codi_agents.retrieval._cache import (
     claim_entry,
     claim_folder,
     collection_name,
-    embedding_identity,
     index_key,
     index_parts,
+    vectors_identity,
 )
 from codi_agents.retrieval._index import PassageIndex
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
@@ -146,13 +146,13 @@ def test_the_key_follows_the_embedding_functions_fingerprint() -> None:
         def fingerprint(self) -> str:
             return f"served:{self.model}"
 
-    assert embedding_identity(Served("bge-small")) == "served:bge-small"
+    assert vectors_identity(Served("bge-small")) == "served:bge-small"
     assert index_key(index_parts(800, 100, Served("a"))) != index_key(index_parts(800, 100, Served("b")))
-    assert embedding_identity(HashingEmbeddingFunction(64)) != embedding_identity(HashingEmbeddingFunction(128))
+    assert vectors_identity(HashingEmbeddingFunction(64)) != vectors_identity(HashingEmbeddingFunction(128))
     from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
 
-    minilm = embedding_identity(MiniLMEmbeddingFunction())
-    assert minilm.startswith("codi_minilm_l6_v2_int8:") and minilm == embedding_identity(MiniLMEmbeddingFunction(2))
+    minilm = vectors_identity(MiniLMEmbeddingFunction())
+    assert minilm.startswith("codi_minilm_l6_v2_int8:") and minilm == vectors_identity(MiniLMEmbeddingFunction(2))
 
 
 def test_index_run_keeps_a_private_index_a_folder_moves_the_cache_and_chroma_path_is_held(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 An entry is a Chroma folder, `ROOT/<key>/`, where the key hashes what decides every stored vector
 and flag: the chunking (size, overlap, `CHUNKER_VERSION`, the splitter's version, the injection
-patterns whose flags are stored), the embedding model (`embedding_identity`) and the trained
+patterns whose flags are stored), the embedding model (`vectors_identity`) and the trained
 injection detector (`detector_digest`). Documents inside an entry are stored per (id, text), so the
 entry serves every corpus made with those settings: a grown or edited corpus embeds only its new
 texts, and two corpora that both number their documents 1, 2, 3 do not evict each other.
@@ -58,7 +58,7 @@ def default_cache_root() -> Path:
     return base / "index"
 
 
-def embedding_identity(embedding_function: Any) -> str:
+def vectors_identity(embedding_function: Any) -> str:
     """What decides an embedding function's vectors: its `fingerprint()` when it has one, else Chroma's
     `name()` with a hash of its `get_config()`, else its class (give a custom function one of these)."""
     fingerprint = getattr(embedding_function, "fingerprint", None)
@@ -89,7 +89,7 @@ def index_parts(chunk_size: int, chunk_overlap: int, embedding_function: Any) ->
             "splitter": _version("langchain-text-splitters"),
             "injection_patterns": markers_digest(),
         },
-        "embedding": embedding_identity(embedding_function),
+        "embedding": vectors_identity(embedding_function),
         "injection_detector": detector_digest(),
     }
 
