@@ -22,10 +22,10 @@ conversations). Peak RSS is sampled over the whole process tree
 (Ray's GCS, raylet and workers, and the Chroma server, are children of the run). The machine's load
 (shared cores) moves every number: compare ratios from one invocation.
 
-Measured once (2026-12-02, 2 cores shared with training jobs, load average 5 to 10.7 during the run),
-`--repeat 1 --n 128 --documents 32`: one process 10.6 requests/s (efficiency 0.017, 210 s, tree peak
-1.7 GB), `--workers 2` 14.2 requests/s (0.022, 157 s, tree peak 2.9 GB with Ray's processes and the
-Chroma server), i.e. 1.34x; the plain-asyncio client 161 requests/s (0.25). Not a quiet machine: rerun.
+Measured (2026-12-02, quiet 2-core VM, load average 0.1 at the start, defaults: K = 128, 256 conversations
+over 256 documents, median of 3): one process 28.6 requests/s (efficiency 0.045, 164 s, tree peak 1.3 GB),
+`--workers 2` 26.4 requests/s (0.041, 177 s, tree peak 3.0 GB), i.e. 0.93x; the plain-asyncio client 398
+requests/s (0.62). One process already keeps 1.8 of the 2 cores busy, so workers cannot add capacity here.
 """
 
 from __future__ import annotations
