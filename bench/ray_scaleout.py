@@ -3,6 +3,7 @@
     python bench/ray_scaleout.py                       # K = 128, 256 conversations, median of 3
     python bench/ray_scaleout.py --repeat 1 --n 128    # quicker
     python bench/ray_scaleout.py --baseline none       # without the plain-asyncio baseline
+    python bench/ray_scaleout.py --embeddings-on-server  # `[embedding]` on the fake server, not MiniLM
 
 The fake OpenAI-compatible server (`codi_agents.testing.FakeOpenAIServer`, its own process) answers every
 request after `--latency` seconds (200 ms). Over the same documents (the first `--documents` of
@@ -104,6 +105,9 @@ def repetition(args: argparse.Namespace, documents: Path, folder: Path, env: dic
     results: dict[str, Measured] = {}
     with FakeOpenAIServer(latency=args.latency, process=True) as server:
         endpoint = ["--base-url", server.base_url, "--model", server.model, "--api-key", "fake"]
+        if args.embeddings_on_server:  # `[embedding]` on the same fake server: MiniLM leaves these cores
+            served = {"BASE_URL": server.base_url, "MODEL": "fake-embedding", "API_KEY": "fake"}
+            env = {**env, **{f"CODI_EMBEDDING_{name}": value for name, value in served.items()}}
         for name, extra in (("one process", []), ("--workers 2", ["--workers", "2"])):
             out = Path(tempfile.mkdtemp(prefix="codi-run-", dir=folder))
             index = Path(tempfile.mkdtemp(prefix="codi-index-", dir=folder))  # a cold index cache: both sides embed
@@ -128,6 +132,11 @@ def main() -> None:
         "--baseline",
         default=str(Path(__file__).resolve().parent / "plain_client.py"),
         help="The plain-asyncio client (bench/plain_client.py); `none` to leave it out.",
+    )
+    parser.add_argument(
+        "--embeddings-on-server",
+        action="store_true",
+        help="Embed through the fake server's /v1/embeddings (`[embedding]`) instead of the packaged MiniLM.",
     )
     args = parser.parse_args()
     args.baseline = None if args.baseline == "none" or not Path(args.baseline).is_file() else Path(args.baseline)
