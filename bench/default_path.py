@@ -73,6 +73,11 @@ class Measured:
     cpu: float
     peak_rss: int
 
+    @property
+    def rate(self) -> float:
+        """Requests served per wall second."""
+        return self.requests / self.wall
+
     def efficiency(self, k: int, latency: float) -> float:
         """Requests served over the ideal, K requests every `latency` seconds."""
         return self.requests / (self.wall * k / latency)
@@ -90,7 +95,8 @@ def sample_peak_rss(process: psutil.Process, stop: threading.Event, peak: list[i
         stop.wait(0.05)
 
 
-def _measure(command: list[str], server: Any, env: dict[str, str]) -> Measured:
+def measure(command: list[str], server: Any, env: dict[str, str]) -> Measured:
+    """Run `command` to its end: what the server answered meanwhile, wall and CPU time, the tree's peak RSS."""
     before = server.stats().get("answered", 0)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -139,11 +145,11 @@ def _one_repetition(
     with FakeOpenAIServer(latency=latency, process=True) as server:
         base = [sys.executable, str(Path(__file__).resolve().parent / "plain_client.py"), str(corpus)]
         base += ["--base-url", server.base_url, "--model", server.model, "--n", str(n), "--k", str(k)]
-        measured = {"baseline": _measure(base, server, env)}
+        measured = {"baseline": measure(base, server, env)}
         if cache == "warm":
-            _measure(codi(), server, env)  # fills the cache; not measured
+            measure(codi(), server, env)  # fills the cache; not measured
         for side in CACHES[cache]:
-            measured[f"codi {side}"] = _measure(codi(), server, env)
+            measured[f"codi {side}"] = measure(codi(), server, env)
         return measured
 
 

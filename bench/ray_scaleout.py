@@ -37,17 +37,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psutil
-from default_path import sample_peak_rss  # the same sampler, so both benchmarks measure memory alike
+from default_path import Measured, measure  # one way to measure a whole process, in both benchmarks
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = next(
@@ -55,39 +49,6 @@ DATA = next(
     ROOT.parent / "shared" / "data",
 )
 DOCUMENTS = "documents_doc2dial_273.jsonl"
-
-
-@dataclass
-class Measured:
-    """One process: requests the server answered for it, wall seconds, peak RSS of its tree."""
-
-    requests: int
-    wall: float
-    peak_rss: int
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.wall
-
-    def efficiency(self, k: int, latency: float) -> float:
-        return self.requests / (self.wall * k / latency)
-
-
-def measure(command: list[str], server: Any, env: dict[str, str]) -> Measured:
-    """Run `command` to its end; what the server answered meanwhile, the wall time, the tree's peak RSS."""
-    before = server.stats().get("answered", 0)
-    started = time.perf_counter()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stop, peak = threading.Event(), [0]
-    sampler = threading.Thread(target=sample_peak_rss, args=(psutil.Process(child.pid), stop, peak), daemon=True)
-    sampler.start()
-    _, errors = child.communicate()
-    wall = time.perf_counter() - started
-    stop.set()
-    sampler.join()
-    if child.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:6])} ... failed ({child.returncode}):\n{errors[-3000:]}")
-    return Measured(server.stats().get("answered", 0) - before, wall, peak[0])
 
 
 def corpus(count: int, folder: Path) -> Path:
