@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from codi_agents.config._settings import (
     DEFAULT_OPENAI_MODEL,
     ROLES,
+    ChatClient,
     Role,
     Settings,
     StructuredOutputMethod,
@@ -65,6 +66,9 @@ class RoleSpec:
     endpoint_down_seconds: float
     context_window: int | None
     http_transport: Literal["aiohttp", "httpx"] | None
+    """The transport of the `ChatOpenAI` built for this role (used when `client` is `langchain-openai`)."""
+    client: ChatClient
+    """What sends this role's requests when codi builds its model: codi's own client or `ChatOpenAI`."""
     method: StructuredOutputMethod
 
     @property
@@ -141,5 +145,6 @@ def _spec(settings: Settings, role: Role, instance: bool) -> RoleSpec:
         endpoint_down_seconds=config.endpoint_down_seconds or DEFAULT_ENDPOINT_DOWN_SECONDS,
         context_window=settings.local_context_window if embedded else config.context_window,
         http_transport=config.http_transport,
+        client=config.client or "codi",
         method=settings.structured_output_method,
     )

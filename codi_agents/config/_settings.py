@@ -28,6 +28,7 @@ EMBEDDED_TEMPERATURES: dict[Role, float] = {"user": 0.6, "assistant": 0.2, "crit
 """A 135M model drifts off topic quickly: lower temperatures than for strong models (measured on prompts)."""
 
 StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
+ChatClient = Literal["codi", "langchain-openai"]
 AcceptancePolicy = Literal["all_turns", "accepted_prefix"]
 UserMode = Literal["reader", "seeker"]
 UserOutput = Literal["auto", "text", "structured"]
@@ -58,6 +59,12 @@ class EndpointSettings(BaseModel):
         description="HTTP transport of the OpenAI client: `aiohttp` (less CPU per request when many are in "
         "flight; the default of batch runs, which use one event loop and close it at the end) or `httpx` (the "
         "SDK's own; the default elsewhere, where a session may serve several event loops in turn).",
+    )
+    client: ChatClient | None = Field(
+        default=None,
+        description="What sends the requests: `codi` (the default; codi's own OpenAI-compatible client, a tenth "
+        "of the CPU per request) or `langchain-openai` (langchain-openai's `ChatOpenAI`, for what only it "
+        "supports). Replies and records are the same either way.",
     )
 
     @property

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -36,6 +36,7 @@ from codi_agents.llm._failures import (
     wait_for_server,
 )
 from codi_agents.llm._limits import AdaptiveLimiter, EndpointSnapshot, EndpointStats, HealthWatch
+from codi_agents.llm._openai_http import OpenAIChatClient
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -84,7 +85,9 @@ class StructuredResult(Generic[SchemaT]):
 class RoleModel:
     """One role's chat model with the call discipline above.
 
-    `timeout` bounds each attempt here, and only here (the HTTP clients codi builds have none of their own)."""
+    `timeout` bounds each attempt here, and only here (the HTTP clients codi builds have none of their own).
+    With a `client` (codi's own OpenAI-compatible client, for endpoints codi built), requests go through it
+    and `chat` (the same endpoint's LangChain model) is not called; without one, `chat` serves them."""
 
     def __init__(
         self,
@@ -99,6 +102,7 @@ class RoleModel:
         context_window: int | None = None,
         max_tokens: int | None = None,
         owns_client: bool = False,
+        client: OpenAIChatClient | None = None,
     ) -> None:
         self.role = role
         self.chat = chat
@@ -110,12 +114,15 @@ class RoleModel:
         self.context_window = context_window
         self.max_tokens = max_tokens
         self.owns_client = owns_client
+        self.client = client
         self._structured: dict[type[BaseModel], Any] = {}
 
     async def aclose(self) -> None:
         """Close the HTTP connections of a chat model codi built (a model passed in belongs to its owner)."""
         if not self.owns_client:
             return
+        if self.client is not None:
+            await self.client.aclose()
         for attribute in ("root_async_client", "root_client"):
             client = getattr(self.chat, attribute, None)
             close = getattr(client, "close", None)
@@ -127,7 +134,10 @@ class RoleModel:
 
     async def complete(self, messages: Sequence[BaseMessage]) -> ChatResult:
         """The model's text reply to `messages`."""
-        message = await self._call(self.chat, messages)
+        if self.client is not None:
+            message = await self._call(self.client.complete, messages)
+        else:
+            message = await self._call(self.chat.ainvoke, messages)
         usage = usage_of(message)
         self._count_tokens(usage)
         return ChatResult(text=message_text(message), usage=usage, message=message)
@@ -136,15 +146,11 @@ class RoleModel:
         self, schema: type[SchemaT], messages: Sequence[BaseMessage], *, parse_retries: int
     ) -> StructuredResult[SchemaT]:
         """A `schema` instance from the model, asking again up to `parse_retries` times if it does not parse."""
-        runnable = self._structured.get(schema)
-        if runnable is None:
-            runnable = self.chat.with_structured_output(schema, method=self.method, include_raw=True)
-            self._structured[schema] = runnable
         usage = Usage()
         raw_outputs: list[str] = []
         error = "no output"
         for _ in range(parse_retries + 1):
-            result = await self._call(runnable, messages)
+            result = await self._call(self._structured_call(schema), messages)
             raw = result.get("raw") if isinstance(result, dict) else None
             if isinstance(raw, AIMessage):
                 usage = usage + usage_of(raw)
@@ -157,7 +163,18 @@ class RoleModel:
             error = f"unparseable {schema.__name__}: {problem or 'no structured output in the reply'}"
         return StructuredResult(parsed=None, usage=usage, raw_outputs=raw_outputs, error=error)
 
-    async def _call(self, runnable: Any, messages: Sequence[BaseMessage]) -> Any:
+    def _structured_call(self, schema: type[BaseModel]) -> Callable[[list[BaseMessage]], Awaitable[Any]]:
+        """What asks for `schema`: the client's structured call, or the chat model's structured runnable."""
+        client = self.client
+        if client is not None:
+            return lambda messages: client.structured(schema, self.method, messages)
+        runnable = self._structured.get(schema)
+        if runnable is None:
+            runnable = self.chat.with_structured_output(schema, method=self.method, include_raw=True)
+            self._structured[schema] = runnable
+        return runnable.ainvoke  # type: ignore[no-any-return]
+
+    async def _call(self, send: Callable[[list[BaseMessage]], Awaitable[Any]], messages: Sequence[BaseMessage]) -> Any:
         endpoint = self.endpoint
         if (last_answer := endpoint.health.failing()) is not None:
             raise EndpointDownError(
@@ -178,7 +195,7 @@ class RoleModel:
                         endpoint.stats.requests += 1
                         try:
                             async with asyncio.timeout(self.timeout):
-                                result = await runnable.ainvoke(list(messages))
+                                result = await send(list(messages))
                         except Exception as exc:
                             if says_server_is_down(exc):
                                 endpoint.health.record(False, describe_failure(exc))

@@ -32,6 +32,7 @@ from codi_agents.config._embedding import EmbeddingSpec
 from codi_agents.config._settings import shown_url, url_credentials
 from codi_agents.errors import EmbeddingError, EndpointDownError, RequestRejectedError, ServerUnavailableError
 from codi_agents.llm._failures import (
+    HttpStatusError,
     describe_failure,
     is_transient,
     retry_after_seconds,
@@ -40,21 +41,6 @@ from codi_agents.llm._failures import (
     wait_for_server,
 )
 from codi_agents.llm._limits import EndpointStats, HealthWatch, ThreadLimiter
-
-
-class HttpStatusError(Exception):
-    """The server answered with an error status; the message is the server's own (its `error.message`)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self.status_code = response.status_code
-        try:
-            body = response.json()
-            error = body.get("error") if isinstance(body, dict) else None
-            message = error.get("message") if isinstance(error, dict) else error or body.get("message")
-        except (ValueError, AttributeError):
-            message = None
-        super().__init__(str(message or response.text[:300] or response.reason_phrase))
 
 
 class EmbeddingClient:
@@ -125,7 +111,7 @@ class EmbeddingClient:
             try:
                 answer = self._client.post(self._url, json=body)
                 if answer.status_code >= 400:
-                    raise HttpStatusError(answer)
+                    raise HttpStatusError.of(answer.status_code, answer.headers, answer.content, answer.reason_phrase)
                 response = answer.json()
             except Exception as exc:
                 if says_server_is_down(exc):

@@ -8,12 +8,40 @@ honoured up to a cap; otherwise backoff is exponential with jitter.
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import time
+from collections.abc import Mapping
 
+import aiohttp
 import httpx
 import openai
 from tenacity import RetryCallState, wait_exponential_jitter
+
+
+class HttpStatusError(Exception):
+    """The server answered with an error status; the message is the server's own (its `error.message`).
+
+    Raised by codi's own HTTP clients (chat and embeddings), whatever HTTP library they use; `status_code` and
+    `headers` are what the functions below classify it by, as they do openai's errors."""
+
+    def __init__(self, status_code: int, message: str, headers: Mapping[str, str]) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        super().__init__(message)
+
+    @classmethod
+    def of(cls, status_code: int, headers: Mapping[str, str], body: bytes, reason: str | None) -> HttpStatusError:
+        """The error for an answer with `status_code`, its message read from an OpenAI-style error body."""
+        try:
+            parsed = json.loads(body)
+            error = parsed.get("error") if isinstance(parsed, dict) else None
+            message = error.get("message") if isinstance(error, dict) else error or parsed.get("message")
+        except (ValueError, AttributeError):
+            message = None
+        text = body[:300].decode("utf-8", "replace")
+        return cls(status_code, str(message or text or reason or f"HTTP {status_code}"), headers)
+
 
 MAX_RETRY_AFTER_SECONDS = 120.0
 """The longest `Retry-After` codi waits; a server asking for more is asked again after this."""
@@ -25,7 +53,15 @@ def is_transient(exc: BaseException) -> bool:
     if status is not None:
         return status in (408, 409, 429) or status >= 500
     # isinstance, not class names: langchain-openai >= 1.1 re-raises openai's errors as its own subclasses
-    return isinstance(exc, TimeoutError | ConnectionError | openai.APIConnectionError | httpx.TransportError)
+    return isinstance(
+        exc,
+        TimeoutError
+        | ConnectionError
+        | openai.APIConnectionError
+        | httpx.TransportError
+        | aiohttp.ClientConnectionError
+        | aiohttp.ClientPayloadError,
+    )
 
 
 def says_server_is_down(exc: BaseException) -> bool:
@@ -65,8 +101,7 @@ def _first_line(exc: BaseException) -> str:
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:
     """The delay a server asked for in `Retry-After` (seconds or HTTP date) or `retry-after-ms`."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
+    headers = getattr(exc, "headers", None) or getattr(getattr(exc, "response", None), "headers", None)
     if not headers:
         return None
     if (milliseconds := headers.get("retry-after-ms")) is not None:

@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 from langchain_core.language_models import BaseChatModel
 
-from codi_agents.config._roles import RoleSpec, RoleSpecs, resolve_roles
+from codi_agents.config._roles import OPENAI_BASE_URL, RoleSpec, RoleSpecs, resolve_roles
 from codi_agents.config._settings import ROLES, Role, Settings
 from codi_agents.errors import ConfigError
 from codi_agents.llm._calls import Endpoint, RoleModel
 from codi_agents.llm._limits import AdaptiveLimiter, HealthWatch
+from codi_agents.llm._openai_http import OpenAIChatClient
 
 ModelsArgument = BaseChatModel | Mapping[str, BaseChatModel] | None
 """One chat model for every role, or a mapping from role to chat model."""
@@ -67,6 +68,15 @@ def build_role_models(
                 raise ConfigError(f"No model for the {role} role: configure an endpoint or start the embedded model.")
             chat = openai_chat_model(spec, base_url=local_url, model=local_model_name, api_key=EMBEDDED_API_KEY)
             key = local_url
+        client = None
+        if spec.source != "instance" and spec.client == "codi":
+            embedded = spec.source == "embedded"
+            client = openai_http_client(
+                spec,
+                base_url=local_url if embedded else None,
+                model=local_model_name if embedded else None,
+                api_key=EMBEDDED_API_KEY if embedded else None,
+            )
         endpoint = endpoints.get(key)
         if endpoint is None:
             health = HealthWatch(sustained_seconds=spec.endpoint_down_seconds)
@@ -81,6 +91,7 @@ def build_role_models(
             context_window=spec.context_window,
             max_tokens=spec.max_tokens,
             owns_client=spec.source != "instance",
+            client=client,
         )
     return models
 
@@ -121,6 +132,22 @@ def openai_chat_model(
         # Ollama builds ignore; the classic field is understood by every OpenAI-compatible server.
         kwargs["extra_body"] = {"max_tokens": spec.max_tokens}
     return ChatOpenAI(**kwargs)
+
+
+def openai_http_client(
+    spec: RoleSpec, *, base_url: str | None = None, model: str | None = None, api_key: str | None = None
+) -> OpenAIChatClient:
+    """codi's own client for a role's OpenAI-compatible endpoint, sending what `openai_chat_model`'s model sends."""
+    base_url = base_url or spec.base_url
+    key = api_key or (spec.api_key.get_secret_value() if spec.api_key else None)
+    return OpenAIChatClient(
+        base_url=base_url or OPENAI_BASE_URL,
+        model=model or spec.model or "",
+        api_key=key or "not-needed",
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+        max_tokens_field="max_completion_tokens" if _is_openai(base_url) else "max_tokens",
+    )
 
 
 def _aiohttp_client() -> Any | None:
