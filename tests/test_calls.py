@@ -141,3 +141,24 @@ def test_limiter_never_exceeds_its_limit_and_recovers_after_successes() -> None:
     for _ in range(40):
         limiter.record_success()
     assert limiter.limit == 4
+
+
+def test_an_endpoint_failing_fast_for_long_enough_is_down_and_a_success_streak_brings_it_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from codi_agents.llm._limits import HealthWatch
+
+    now = [100.0]
+    monkeypatch.setattr("codi_agents.llm._limits.time.monotonic", lambda: now[0])
+    health = HealthWatch(sustained_seconds=1.0)
+    for step in range(200):  # refused at once, in bursts: no window of 20 spans a second by itself
+        now[0] = 100.0 + step * 0.01
+        health.record(False, "refused")
+        if step < 100:
+            assert health.failing() is None
+    assert health.failing() == "refused"
+    for _ in range(5):
+        health.record(True)
+    assert health.failing() is None  # most of the window still failed, but the streak was broken...
+    health.record(False, "refused again")
+    assert health.failing() is None  # ...and a new one starts its own sustained period

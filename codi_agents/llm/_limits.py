@@ -216,12 +216,17 @@ class ThreadLimiter:
 
 @dataclass
 class HealthWatch:
-    """Says an endpoint is down when most of its recent requests failed over a sustained period."""
+    """Says an endpoint is down when most of its recent requests failed over a sustained period.
+
+    The period starts at the oldest outcome of the first window in which most requests failed, and lasts while
+    most still fail: a server that refuses connections at once fails many requests in a few milliseconds, so
+    the span of one window alone would never reach `sustained_seconds`."""
 
     window: int = 20
     failure_share: float = 0.8
     sustained_seconds: float = 30.0
     _outcomes: deque[tuple[float, bool, str]] = field(default_factory=lambda: deque(maxlen=20))
+    _failing_since: float | None = None
 
     def __post_init__(self) -> None:
         self._outcomes = deque(maxlen=self.window)
@@ -229,16 +234,17 @@ class HealthWatch:
     def record(self, ok: bool, detail: str = "") -> None:
         """Note the outcome of one request attempt (`detail`: what the server answered)."""
         self._outcomes.append((time.monotonic(), ok, detail))
+        failures = sum(1 for outcome in self._outcomes if not outcome[1])
+        if len(self._outcomes) < self.window or failures < self.failure_share * self.window:
+            self._failing_since = None
+        elif self._failing_since is None:
+            self._failing_since = self._outcomes[0][0]
 
     def failing(self) -> str | None:
         """The last server answer when the endpoint looks down, else None."""
-        if len(self._outcomes) < self.window:
+        if self._failing_since is None or self._outcomes[-1][0] - self._failing_since < self.sustained_seconds:
             return None
-        failures = [outcome for outcome in self._outcomes if not outcome[1]]
-        span = self._outcomes[-1][0] - self._outcomes[0][0]
-        if len(failures) >= self.failure_share * self.window and span >= self.sustained_seconds:
-            return failures[-1][2]
-        return None
+        return next(detail for _, ok, detail in reversed(self._outcomes) if not ok)
 
 
 @dataclass
