@@ -211,3 +211,47 @@ def test_a_failure_after_the_model_call_still_reaches_the_caller() -> None:
     with pytest.raises(EmbeddingError, match="failed unexpectedly"):
         batcher.submit(["cached text", "new text"]).result(timeout=10)
     assert batcher.embed(["cached text"]).shape == (1, 8)
+
+
+def test_kept_texts_are_found_in_the_store_and_others_are_not_written(tmp_path: Path) -> None:
+    from codi_agents.retrieval._vector_store import VectorStore
+
+    model = CountingModel()
+    first = EmbeddingBatcher(model)
+    first.store = VectorStore(tmp_path / "kept.sqlite")
+    sentences = ["The office opens at eight.", "It closes at five."]
+    kept_vectors = first.embed(sentences, keep=True)
+    first.embed(["a question asked once"])  # not kept
+    assert first.store.stored == 2
+    first.store.close()
+
+    later = CountingModel()
+    second = EmbeddingBatcher(later)  # another run: an empty in-memory cache, the same file
+    second.store = VectorStore(tmp_path / "kept.sqlite")
+    again = second.embed([*sentences, "It closes at five.", "A new sentence."], keep=True)
+    assert later.calls == [["A new sentence."]]  # only the text the file did not have
+    assert np.array_equal(again[:2], kept_vectors) and np.array_equal(again[2], kept_vectors[1])
+    assert second.store.restored == 2 and second.store.stored == 1
+    third = CountingModel()
+    plain = EmbeddingBatcher(third)
+    plain.store = VectorStore(tmp_path / "kept.sqlite")
+    plain.embed(["a question asked once"], keep=True)
+    assert third.calls == [["a question asked once"]]  # never kept, so embedded again
+
+
+def test_a_damaged_store_is_logged_once_and_the_texts_are_embedded_anyway(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from codi_agents.retrieval._vector_store import VectorStore
+
+    damaged = tmp_path / "kept.sqlite"
+    damaged.write_bytes(b"this is not a database" * 100)
+    model = CountingModel()
+    batcher = EmbeddingBatcher(model)
+    batcher.store = VectorStore(damaged)
+    with caplog.at_level("WARNING", logger="codi_agents.retrieval"):
+        vectors = batcher.embed(["One sentence.", "Another one."], keep=True)
+        batcher.embed(["A third."], keep=True)
+    assert vectors.shape[0] == 2 and len(model.calls) == 2
+    warnings = [record.getMessage() for record in caplog.records if "kept sentence vectors" in record.getMessage()]
+    assert len(warnings) == 1 and str(damaged) in warnings[0] and "Delete the file" in warnings[0]

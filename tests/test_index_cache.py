@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from codi_agents import Document, Settings, run
 from codi_agents.corpora._eager import read_corpus
 from codi_agents.errors import ConfigError
 from codi_agents.inputs._passages import chunk_document
+from codi_agents.retrieval._batcher import text_key
 from codi_agents.retrieval._cache import (
     CacheEntry,
     claim_entry,
@@ -105,6 +107,14 @@ def test_a_second_run_over_an_indexed_corpus_embeds_no_passage(tmp_path: Path) -
     assert passages <= set(first_embedding.texts)
     assert not passages & set(second_embedding.texts)  # the model never saw a passage: only queries and replies
     assert second["index"]["location"] == first["index"]["location"] and second["index"]["kind"] == "shared"
+    # the critic's passage sentences too: embedded and kept by the first run, found kept by the second
+    assert first["index"]["sentence_vectors_kept"] > 0 and first["index"]["sentence_vectors_reused"] == 0
+    assert second["index"]["sentence_vectors_reused"] > 0 and second["index"]["sentence_vectors_kept"] == 0
+    store = Path(first["index"]["location"]) / f"{collection_name(first['index']['key'])}.sentences.sqlite"
+    with sqlite3.connect(store) as connection:
+        kept = {key for (key,) in connection.execute("SELECT key FROM vectors")}
+    assert len(kept) == first["index"]["sentence_vectors_kept"]
+    assert not kept & {text_key(text) for text in second_embedding.texts}  # none embedded again
     assert [comparable(r) for r in records(tmp_path / "b")] == [comparable(r) for r in records(tmp_path / "a")]
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["index"]["location"] == first["index"]["location"] and manifest["index"]["key"]

@@ -5,7 +5,8 @@ every regenerated reply), so the vectors of passage sentences are kept: a repeat
 only the sentences of its new reply and question. The vectors live in the cache of the batcher
 that belongs to the embedding function (`retrieval/_batcher.py`), a bounded LRU keyed by text
 hash, so a user's message embedded for retrieval is not embedded again for the critic, and the
-sentences of many conversations' turns are embedded together in one model call.
+sentences of many conversations' turns are embedded together in one model call. Passage sentences are
+also kept beside a persistent index, so a later run over the same corpus does not embed them again.
 
 The signals themselves are computed synchronously (in a worker thread); `prefetch` embeds what
 they will ask for beforehand, awaited on the event loop, so they find every vector in the cache.
@@ -13,6 +14,7 @@ they will ask for beforehand, awaited on the event loop, so they find every vect
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,10 +60,11 @@ class SentenceVectors:
             return np.zeros((0, 0), dtype=np.float32)
         return _unit(self.batcher.embed(list(texts)))
 
-    async def warm(self, texts: Sequence[str]) -> None:
-        """Embed `texts` into the cache, awaited (batched with other conversations' requests)."""
+    async def warm(self, texts: Sequence[str], *, keep: bool = False) -> None:
+        """Embed `texts` into the cache, awaited (batched with other conversations' requests); `keep`: passage
+        sentences, kept beside a persistent index so that later runs find them (`retrieval._vector_store`)."""
         if texts:
-            await self.batcher.aembed(list(dict.fromkeys(texts)))
+            await self.batcher.aembed(list(dict.fromkeys(texts)), keep=keep)
 
 
 def sentence_vectors(embed: Embed) -> SentenceVectors:
@@ -79,10 +82,9 @@ async def prefetch(embed: Embed | None, answer: str, passages: Sequence[Passage]
     answer_sentences = sentences(answer)
     if not evidence_sentences or not answer_sentences:
         return
-    texts = [*answer_sentences, *evidence_sentences]
-    if question.strip():
-        texts.append(question.strip())
-    await sentence_vectors(embed).warm(texts)
+    texts = [*answer_sentences, question.strip()] if question.strip() else answer_sentences
+    vectors = sentence_vectors(embed)
+    await asyncio.gather(vectors.warm(texts), vectors.warm(evidence_sentences, keep=True))  # one batch
 
 
 def best_similarities(vectors: SentenceVectors, queries: Sequence[str], support: Sequence[str]) -> np.ndarray:

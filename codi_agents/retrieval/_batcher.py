@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from codi_agents.errors import CodiError, EmbeddingError
+from codi_agents.retrieval._vector_store import VectorStore
 
 EmbedFunction = Callable[[list[str]], Any]
 """Texts to vectors (one row per text); a Chroma embedding function qualifies."""
@@ -79,6 +80,7 @@ class _Part:
     texts: list[str] = field(compare=False)
     job: _Job = field(compare=False)
     index: int = field(compare=False)
+    keep: bool = field(default=False, compare=False)
 
 
 class EmbeddingBatcher:
@@ -108,14 +110,21 @@ class EmbeddingBatcher:
         """Texts the model embedded."""
         self.hits = 0
         """Texts answered from the cache."""
+        self.store: VectorStore | None = None
+        """Where vectors asked for with `keep=True` are looked up first and kept (the persistent index's file)."""
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._queue: queue.PriorityQueue[_Part] = queue.PriorityQueue()
         self._sequence = itertools.count()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def submit(self, texts: Sequence[str], *, bulk: bool = False) -> concurrent.futures.Future[np.ndarray]:
-        """Queue `texts`; the future gets their vectors in order (one row each). Cached texts need no model call."""
+    def submit(
+        self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False
+    ) -> concurrent.futures.Future[np.ndarray]:
+        """Queue `texts`; the future gets their vectors in order (one row each). Cached texts need no model call.
+
+        `keep`: texts worth keeping across runs (passage sentences): looked up in `store` before the model
+        embeds them, and written to it after."""
         texts = list(texts)
         if not texts:
             empty: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
@@ -133,19 +142,19 @@ class EmbeddingBatcher:
         with self._lock:
             for index, chunk in enumerate(chunks):
                 priority = _BULK if bulk else _INTERACTIVE
-                self._queue.put(_Part(priority, next(self._sequence), chunk, job, index))
+                self._queue.put(_Part(priority, next(self._sequence), chunk, job, index, keep and not bulk))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="codi-embedding-batcher", daemon=True)
                 self._thread.start()
         return job.future
 
-    def embed(self, texts: Sequence[str], *, bulk: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False) -> np.ndarray:
         """The vectors of `texts`, blocking the calling thread until its batch has run."""
-        return self.submit(texts, bulk=bulk).result()
+        return self.submit(texts, bulk=bulk, keep=keep).result()
 
-    async def aembed(self, texts: Sequence[str], *, bulk: bool = False) -> np.ndarray:
+    async def aembed(self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False) -> np.ndarray:
         """The vectors of `texts`, awaited: the event loop runs on while the batch is embedded."""
-        return await asyncio.wrap_future(self.submit(texts, bulk=bulk))
+        return await asyncio.wrap_future(self.submit(texts, bulk=bulk, keep=keep))
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """`embed(texts)`: the batcher is itself an embedding function."""
@@ -191,7 +200,7 @@ class EmbeddingBatcher:
             self._slots.release()
 
     def _run(self, batch: list[_Part]) -> None:
-        keys = {text: _key(text) for part in batch for text in part.texts}
+        keys = {text: text_key(text) for part in batch for text in part.texts}
         vectors: dict[str, np.ndarray] = {}
         with self._lock:
             for part in batch:
@@ -201,6 +210,11 @@ class EmbeddingBatcher:
                         if found is not None:
                             self._cache.move_to_end(keys[text])
                             vectors[text] = found
+        kept = {text for part in batch if part.keep for text in part.texts}
+        store = self.store
+        if store is not None and kept:
+            restored = store.get([keys[text] for text in kept if text not in vectors])
+            vectors.update((text, restored[keys[text]]) for text in kept if keys[text] in restored)
         missing = [text for text in keys if text not in vectors]
         try:
             if missing:
@@ -221,11 +235,13 @@ class EmbeddingBatcher:
             self.hits += sum(len(part.texts) for part in batch) - len(missing)
             if self.cache_size > 0:
                 interactive = {text for part in batch if part.priority == _INTERACTIVE for text in part.texts}
-                for text in missing:
-                    if text in interactive:
+                for text in interactive:
+                    if keys[text] not in self._cache:
                         self._cache[keys[text]] = vectors[text]
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
+        if store is not None and kept:
+            store.put((keys[text], vectors[text]) for text in missing if text in kept)
         for part in batch:
             rows = [vectors[text] for text in part.texts]
             part.job.done(part.index, np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32))
@@ -235,11 +251,11 @@ class EmbeddingBatcher:
         if not texts or self.cache_size <= 0:
             return None
         with self._lock:
-            rows = [self._cache.get(_key(text)) for text in texts]
+            rows = [self._cache.get(text_key(text)) for text in texts]
             if any(row is None for row in rows):
                 return None
             for text in texts:
-                self._cache.move_to_end(_key(text))
+                self._cache.move_to_end(text_key(text))
             self.hits += len(texts)
         return np.stack(rows)  # type: ignore[arg-type]
 
@@ -268,7 +284,8 @@ def _said(embed: EmbedFunction, attribute: str) -> int | None:
     return value if isinstance(value, int) and value >= 1 else None
 
 
-def _key(text: str) -> bytes:
+def text_key(text: str) -> bytes:
+    """The key a text's vector is cached and kept under: a 16-byte hash of the text."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 

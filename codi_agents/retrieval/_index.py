@@ -46,6 +46,7 @@ from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import Passage, passage_id
 from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
 from codi_agents.retrieval._index_check import open_collection
+from codi_agents.retrieval._vector_store import VectorStore
 
 DEFAULT_COLLECTION = "codi_passages"
 CANDIDATES_PER_K = 3
@@ -65,6 +66,8 @@ class IndexCounts:
     passages_embedded: int = 0
     documents_reused: int = 0
     passages_reused: int = 0
+    sentence_vectors_kept: int = 0
+    sentence_vectors_reused: int = 0
 
     def __add__(self, other: IndexCounts) -> IndexCounts:
         return IndexCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -103,8 +106,9 @@ class PassageIndex:
         """One record per completely indexed document: id = its key; passages and flags in the metadata."""
         self.embedder = embedder
         """Computes the vectors of passages and queries (batched across callers, cached)."""
-        self.counts = IndexCounts()
-        """Documents embedded or found indexed through this object (thread-safe)."""
+        self._counts = IndexCounts()
+        self.sentence_store: VectorStore | None = None
+        """Passage-sentence vectors kept beside a persistent index (set by `open`, shared with the embedder)."""
         self._ephemeral = ephemeral
         self._known: dict[str, Mapping[int, list[str]]] = {}
         """Keys of the documents known complete, with the flags of their flagged passages (most have none)."""
@@ -131,7 +135,10 @@ class PassageIndex:
             collection = f"{collection}-{uuid.uuid4().hex[:12]}"
         handle = open_collection(client, collection, embedding_function, url or path or "(in memory)")
         markers = client.get_or_create_collection(f"{collection}{MARKERS_SUFFIX}", embedding_function=None)
-        return cls(client, handle, markers, batcher_for(embedding_function), ephemeral=ephemeral)
+        index = cls(client, handle, markers, batcher_for(embedding_function), ephemeral=ephemeral)
+        if path and not url:  # a folder on this machine: the critic's passage sentences are kept beside it
+            index.sentence_store = index.embedder.store = VectorStore.beside(path, collection)
+        return index
 
     def add(self, document: Document, passages: Sequence[Passage]) -> bool:
         """Index a document's passages unless this text is indexed completely already; True when it was added.
@@ -146,7 +153,7 @@ class PassageIndex:
                 passage.flags = list(flags.get(passage.index, []))
             with self._lock:
                 self._known[key] = flags
-                self.counts.note(added=False, passages=len(passages))
+                self._counts.note(added=False, passages=len(passages))
             return False
         flag_detected_injections(passages)
         for start in range(0, len(passages), UPSERT_BATCH):
@@ -167,7 +174,7 @@ class PassageIndex:
         )
         with self._lock:
             self._known[key] = flagged
-            self.counts.note(added=True, passages=len(passages))
+            self._counts.note(added=True, passages=len(passages))
         return True
 
     def search(self, document: Document, queries: Sequence[str], k: int) -> list[Passage]:
@@ -225,11 +232,25 @@ class PassageIndex:
         """True when this text of the document is indexed completely (its marker is written)."""
         return bool(self.markers.get(ids=[document_key(document)], include=[])["ids"])
 
+    @property
+    def counts(self) -> IndexCounts:
+        """Documents embedded or found indexed through this object, and passage-sentence vectors kept or reused."""
+        store = self.sentence_store
+        with self._lock:
+            counts = IndexCounts(**vars(self._counts))
+        if store is not None:
+            counts.sentence_vectors_kept, counts.sentence_vectors_reused = store.stored, store.restored
+        return counts
+
     def close(self) -> None:
         """Drop an in-memory collection; persistent ones stay, and the client lets go of their files.
 
         Chroma shares one client per folder within a process; the last to close it stops it, so a later
         run in this process reads the folder afresh (another process may have written it meanwhile)."""
+        if self.sentence_store is not None:
+            if self.embedder.store is self.sentence_store:
+                self.embedder.store = None
+            self.sentence_store.close()
         with contextlib.suppress(Exception):  # cleaning up must never mask a result
             if self._ephemeral:
                 self.client.delete_collection(self.collection.name)

@@ -215,6 +215,12 @@ class IndexSummary(IndexRecord):
     passages_embedded: int
     documents_reused: int = Field(description="Documents found indexed already: nothing embedded for them.")
     passages_reused: int
+    sentence_vectors_kept: int = Field(
+        default=0, description="Passage sentences the critic embedded and kept beside the index for later runs."
+    )
+    sentence_vectors_reused: int = Field(
+        default=0, description="Passage sentences found kept beside the index: not embedded again."
+    )
 
 
 class RunSummary(_Record):
