@@ -42,7 +42,7 @@ from codi_agents.distributed import ClusterSpec, WorkerInfo, WorkerPool, connect
 from codi_agents.distributed._cluster import import_ray
 from codi_agents.errors import ConfigError, RunError
 from codi_agents.llm._limits import EndpointSnapshot
-from codi_agents.retrieval._index import IndexCounts
+from codi_agents.retrieval._index_counts import IndexCounts
 from codi_agents.rundir._layout import RunLayout
 from codi_agents.simulation._session import Session
 from codi_agents.tasks import task_modules

@@ -20,7 +20,7 @@ from codi_agents.batch._progress import Snapshot
 from codi_agents.batch._summary import Tally, build_summary, document_counts
 from codi_agents.config._run_config import RunConfig
 from codi_agents.llm._limits import EndpointSnapshot
-from codi_agents.retrieval._index import IndexCounts
+from codi_agents.retrieval._index_counts import IndexCounts
 from codi_agents.rundir._files import dump_json, write_atomic
 from codi_agents.rundir._layout import RunLayout
 from codi_agents.rundir._models import IndexSummary, RequestCounts, RunManifest, RunStatus, RunSummary

@@ -21,7 +21,7 @@ from pathlib import Path
 from codi_agents.config._settings import shown_url
 from codi_agents.errors import ConfigError
 from codi_agents.retrieval._cache import CacheEntry, claim_entry, claim_folder, default_cache_root, index_key
-from codi_agents.retrieval._index import IndexCounts
+from codi_agents.retrieval._index_counts import IndexCounts
 from codi_agents.rundir._layout import RunLayout
 from codi_agents.rundir._models import IndexKind, IndexRecord, IndexSummary
 from codi_agents.simulation._session import Session

@@ -42,7 +42,7 @@ from codi_agents.errors import CodiError, EndpointDownError, LocalModelError, Ru
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import chunk_document
 from codi_agents.llm._models import ModelsArgument
-from codi_agents.retrieval._index import IndexCounts
+from codi_agents.retrieval._index_counts import IndexCounts
 from codi_agents.simulation._session import Session
 
 INDEX = "index"

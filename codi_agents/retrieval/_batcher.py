@@ -1,23 +1,20 @@
 """Embedding like a server does: concurrent requests gathered into one model call, off the event loop.
 
-Conversations in flight each ask for a few embeddings at a time (the queries of a retrieval, the
-sentences of a reply the critic judges). Embedded one request at a time they pay the model's fixed
-cost per call again and again, on the event loop's thread. The batcher queues the requests, waits a
-few milliseconds for others, and embeds the distinct texts of all of them in one call of the model
-on its own worker thread (ONNX Runtime releases the GIL, so the event loop keeps serving HTTP).
-While the model runs, new requests queue up and make the next batch.
+Conversations in flight each ask for a few embeddings at a time (a retrieval's queries, the sentences of
+a reply the critic judges). The batcher queues the requests, waits a few milliseconds for others, and
+embeds the distinct texts of all of them in one model call on its own worker thread (ONNX Runtime
+releases the GIL, so the event loop keeps serving HTTP); requests arriving meanwhile make the next batch.
 
-A bounded LRU keyed by a hash of each text means a text is embedded once however often it is asked
-for. Bulk requests (indexing a document's passages) skip the cache, are cut into `max_batch`-sized
+A bounded LRU keyed by a hash of each text means a text is embedded once however often it is asked for;
+texts asked for with `keep` (passage sentences) are also looked up in, and written to, the `store` kept
+beside a persistent index. Bulk requests (a document's passages) skip both, are cut into `max_batch`-sized
 parts and wait behind interactive ones, so a conversation's query is not stuck behind a corpus.
 
-The batcher is usable from any thread and any event loop: `embed()` blocks its caller, `aembed()`
-awaits. Its worker thread stops after a second idle and starts again on the next request.
-
-An embedding function may say how it wants to be called: `batch_size` (texts per call) and
-`max_concurrency` (calls at once). An embeddings server has both: each batch goes out on a thread of
-its own while the next gathers. A `CodiError` it raises (server down, request refused, vectors of the
-wrong size) reaches every caller of the batch as it is, so a run stops or fails as on a chat endpoint.
+Usable from any thread and any event loop: `embed()` blocks its caller, `aembed()` awaits. The worker
+thread stops after a second idle and starts again on the next request. An embedding function may say how
+it wants to be called: `batch_size` (texts per call) and `max_concurrency` (calls at once; each batch of an
+embeddings server goes out on a thread of its own). A `CodiError` it raises (server down, request refused,
+wrong vector size) reaches every caller of the batch as it is, so a run stops or fails as on a chat endpoint.
 """
 
 from __future__ import annotations
@@ -121,10 +118,8 @@ class EmbeddingBatcher:
     def submit(
         self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False
     ) -> concurrent.futures.Future[np.ndarray]:
-        """Queue `texts`; the future gets their vectors in order (one row each). Cached texts need no model call.
-
-        `keep`: texts worth keeping across runs (passage sentences): looked up in `store` before the model
-        embeds them, and written to it after."""
+        """Queue `texts`; the future gets their vectors in order (one row each). Cached texts need no model call;
+        `keep` texts (passage sentences) are looked up in `store` before the model embeds them, and kept in it."""
         texts = list(texts)
         if not texts:
             empty: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
@@ -203,18 +198,14 @@ class EmbeddingBatcher:
         keys = {text: text_key(text) for part in batch for text in part.texts}
         vectors: dict[str, np.ndarray] = {}
         with self._lock:
-            for part in batch:
-                if part.priority == _INTERACTIVE:
-                    for text in part.texts:
-                        found = self._cache.get(keys[text])
-                        if found is not None:
-                            self._cache.move_to_end(keys[text])
-                            vectors[text] = found
+            for text in {text for part in batch if part.priority == _INTERACTIVE for text in part.texts}:
+                if (found := self._cache.get(keys[text])) is not None:
+                    self._cache.move_to_end(keys[text])
+                    vectors[text] = found
         kept = {text for part in batch if part.keep for text in part.texts}
         store = self.store
         if store is not None and kept:
-            restored = store.get([keys[text] for text in kept if text not in vectors])
-            vectors.update((text, restored[keys[text]]) for text in kept if keys[text] in restored)
+            vectors.update(store.vectors({text: keys[text] for text in kept if text not in vectors}))
         missing = [text for text in keys if text not in vectors]
         try:
             if missing:

@@ -26,7 +26,6 @@ import json
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlparse
@@ -46,6 +45,7 @@ from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import Passage, passage_id
 from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
 from codi_agents.retrieval._index_check import open_collection
+from codi_agents.retrieval._index_counts import IndexCounts
 from codi_agents.retrieval._vector_store import VectorStore
 
 DEFAULT_COLLECTION = "codi_passages"
@@ -56,30 +56,6 @@ MARKERS_SUFFIX = "_documents"
 """The companion collection of completion markers: `<collection>_documents`."""
 _NO_FLAGS: Mapping[int, list[str]] = MappingProxyType({})
 """The flags of a document none of whose passages is flagged (most): one shared, read-only mapping."""
-
-
-@dataclass
-class IndexCounts:
-    """What an index did in this process: documents (and their passages) embedded, or found indexed already."""
-
-    documents_embedded: int = 0
-    passages_embedded: int = 0
-    documents_reused: int = 0
-    passages_reused: int = 0
-    sentence_vectors_kept: int = 0
-    sentence_vectors_reused: int = 0
-
-    def __add__(self, other: IndexCounts) -> IndexCounts:
-        return IndexCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    def note(self, *, added: bool, passages: int) -> None:
-        """Count one document: embedded now (`added`), or found indexed."""
-        if added:
-            self.documents_embedded += 1
-            self.passages_embedded += passages
-        else:
-            self.documents_reused += 1
-            self.passages_reused += passages
 
 
 def document_key(document: Document) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,11 @@ class VectorStore:
                 return {}
             self.restored += len(found)
         return found
+
+    def vectors(self, keys: Mapping[str, bytes]) -> dict[str, np.ndarray]:
+        """The kept vectors of those texts (each with its key) that the file holds, by text."""
+        found = self.get(list(keys.values()))
+        return {text: found[key] for text, key in keys.items() if key in found}
 
     def put(self, items: Iterable[tuple[bytes, np.ndarray]]) -> None:
         """Keep these vectors (a key already kept keeps its first vector)."""
