@@ -28,7 +28,9 @@ over 256 documents, median of 3): one process 28.6 requests/s (efficiency 0.045,
 `--workers 2` 26.4 requests/s (0.041, 177 s, tree peak 3.0 GB), i.e. 0.93x; the plain-asyncio client 398
 requests/s (0.62). One process already keeps 1.8 of the 2 cores busy, so workers cannot add capacity here.
 With `--embeddings-on-server` (same defaults, median of 3): one process 68.3 requests/s (0.107, 68 s, 0.8 GB),
-`--workers 2` 60.1 (0.094, 78 s, 2.3 GB), i.e. 0.88x; plain asyncio 407 requests/s.
+`--workers 2` 60.1 (0.094, 78 s, 2.3 GB), i.e. 0.88x; plain asyncio 407 requests/s. Again with codi's own chat
+client (2026-12-02, later, a busier host; load average 0.4 at the start, 7.4 at the end): one process 67.5
+requests/s (69 s, 0.8 GB), `--workers 2` 54.6 (86 s, 2.2 GB), i.e. 0.81x; plain asyncio 321 requests/s.
 """
 
 from __future__ import annotations
