@@ -197,8 +197,9 @@ class EmbeddingBatcher:
     def _run(self, batch: list[_Part]) -> None:
         keys = {text: text_key(text) for part in batch for text in part.texts}
         vectors: dict[str, np.ndarray] = {}
+        interactive = {text for part in batch if part.priority == _INTERACTIVE for text in part.texts}
         with self._lock:
-            for text in {text for part in batch if part.priority == _INTERACTIVE for text in part.texts}:
+            for text in interactive:
                 if (found := self._cache.get(keys[text])) is not None:
                     self._cache.move_to_end(keys[text])
                     vectors[text] = found
@@ -225,7 +226,6 @@ class EmbeddingBatcher:
             self.embedded += len(missing)
             self.hits += sum(len(part.texts) for part in batch) - len(missing)
             if self.cache_size > 0:
-                interactive = {text for part in batch if part.priority == _INTERACTIVE for text in part.texts}
                 for text in interactive:
                     if keys[text] not in self._cache:
                         self._cache[keys[text]] = vectors[text]

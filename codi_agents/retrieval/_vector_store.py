@@ -51,8 +51,12 @@ class VectorStore:
         """The store of `collection` in the index folder `folder`."""
         return cls(Path(folder) / f"{collection}{SUFFIX}")
 
-    def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        """The vectors kept for those of `keys` the file has."""
+    def vectors(self, keys: Mapping[str, bytes]) -> dict[str, np.ndarray]:
+        """The kept vectors of those texts (each with its key) that the file holds, by text."""
+        found = self._rows(list(keys.values()))
+        return {text: found[key] for text, key in keys.items() if key in found}
+
+    def _rows(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         found: dict[bytes, np.ndarray] = {}
         with self._lock:
             connection = self._open()
@@ -70,11 +74,6 @@ class VectorStore:
                 return {}
             self.restored += len(found)
         return found
-
-    def vectors(self, keys: Mapping[str, bytes]) -> dict[str, np.ndarray]:
-        """The kept vectors of those texts (each with its key) that the file holds, by text."""
-        found = self.get(list(keys.values()))
-        return {text: found[key] for text, key in keys.items() if key in found}
 
     def put(self, items: Iterable[tuple[bytes, np.ndarray]]) -> None:
         """Keep these vectors (a key already kept keeps its first vector)."""
