@@ -41,6 +41,14 @@ class RunConfig:
     """Injection: train on every attack family (the final model) instead of holding some out."""
     synthetic_tasks: int = 0
     """Injection: bare task requests (and as many ordinary help-page imperatives) added by `synthetic.py`."""
+    offtopic: int = 0
+    """Injection: off-topic questions inserted in documents (and as many negatives), from `offtopic.py`."""
+    cue_words: int = 0
+    """Injection: benign windows with a generated ordinary cue-word sentence (`cuewords.py`)."""
+    standalone: float = 0.0
+    """Injection: share of the `offtopic` negatives that are questions of the pool on their own."""
+    soup: tuple[str, ...] = ()
+    """Average the `final.pt` weights of these runs (same base, same split) instead of training."""
     init_from: str = ""
     """Start from another run's `final.pt` instead of the base model."""
     checkpoint_every: int = 200
@@ -87,12 +95,41 @@ RUNS = {
             init_from="faith6-final",
             checkpoint_every=50,
         ),
+        # The whole MiniLM trained from the base on the human-labelled sources only, three epochs, on a quiet machine
+        # (every earlier run was cut short by load; HaluEval QA left out from the start for its length shortcut).
+        RunConfig(
+            "faith6-human3",
+            "faith",
+            layers=6,
+            epochs=3,
+            lr=5e-5,
+            threads=2,
+            exclude=("halueval_dialogue", "halueval_qa"),
+            checkpoint_every=100,
+        ),
         RunConfig("faith-tiny", "faith", max_steps=6, held_out=("q2_wow",)),
         RunConfig("inject-heldout", "inject", epochs=1),
         RunConfig("inject-final", "inject", epochs=1, all_families=True),
         # inject-heldout plus bare task requests without an addressee (the held-out BIPIA text families were missed).
         # Not shipped: recall on unseen families fell (0.726 -> 0.623) and false alarms rose (see the injection card).
         RunConfig("inject-tasks", "inject", epochs=1, synthetic_tasks=600),
+        # inject-heldout plus off-topic questions from real dialogues inserted in documents, with on-topic sentences
+        # of the same document and off-topic statements as negatives (training/checkers/offtopic.py).
+        RunConfig("inject-offtopic", "inject", epochs=1, offtopic=900),
+        # Fewer off-topic requests, a fifth of their negatives questions on their own (flagged standalone questions
+        # were most of inject-offtopic's false alarms on cue-word text).
+        RunConfig("inject-offtopic2", "inject", epochs=1, offtopic=600, standalone=0.25, threads=2),
+        RunConfig("inject-offtopic3", "inject", epochs=1, offtopic=900, standalone=0.15, threads=2),
+        # inject-offtopic3 plus ordinary sentences with cue words ("ignore the reminder if you already paid") as
+        # negatives: the off-topic runs flagged notices that tell the reader to ignore an earlier letter.
+        # inject-offtopic3 for two epochs: it lost two hand-made instructions addressed to the model that
+        # inject-heldout caught; a second pass over the addressed ones (synthetic and public) may keep both kinds.
+        RunConfig("inject-offtopic5", "inject", epochs=2, offtopic=900, standalone=0.15, threads=2),
+        RunConfig("inject-offtopic4", "inject", epochs=1, offtopic=900, standalone=0.15, cue_words=400, threads=2),
+        # The weights of inject-offtopic and inject-offtopic3 averaged (a "model soup": both fine-tuned from the same
+        # base on the same split): between the first's recall and the second's fewer false alarms.
+        RunConfig("inject-soup13", "inject", soup=("inject-offtopic", "inject-offtopic3")),
+        RunConfig("inject-soup123", "inject", soup=("inject-offtopic", "inject-offtopic2", "inject-offtopic3")),
         RunConfig("inject-tiny", "inject", max_steps=6),
     )
 }
@@ -110,7 +147,16 @@ def build_examples(config: RunConfig) -> dict[str, list[Example]]:
     if config.synthetic:
         from training.checkers.synthetic import synthetic_windows
 
-        examples += synthetic_windows([e for e in examples if e.label == 0], config.seed, tasks=config.synthetic_tasks)
+        benign = [e for e in examples if e.label == 0]
+        examples += synthetic_windows(benign, config.seed, tasks=config.synthetic_tasks)
+        if config.offtopic:
+            from training.checkers.offtopic import offtopic_windows
+
+            examples += offtopic_windows(benign, config.seed, config.offtopic, config.standalone)
+        if config.cue_words:
+            from training.checkers.cuewords import cue_word_windows
+
+            examples += cue_word_windows(benign, config.seed, config.cue_words)
     return {"train": examples, "test_records": test}  # type: ignore[dict-item]
 
 

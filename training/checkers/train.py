@@ -161,6 +161,18 @@ def train(config: RunConfig) -> Path:
     return final
 
 
+def average_weights(config: RunConfig) -> Path:
+    """`final.pt` as the mean of the `final.pt` weights of `config.soup` (runs fine-tuned from the same base)."""
+    states = [torch.load(OUT / run / "final.pt", weights_only=True) for run in config.soup]
+    mean = {key: sum(state[key].float() for state in states) / len(states) for key in states[0]}
+    out = OUT / config.name
+    out.mkdir(parents=True, exist_ok=True)
+    save_atomic({key: value.to(states[0][key].dtype) for key, value in mean.items()}, out / "final.pt")
+    (out / "config.json").write_text(json.dumps(config.__dict__, indent=1))
+    print(f"{config.name}: mean of {', '.join(config.soup)}")
+    return out / "final.pt"
+
+
 def finish_early(config: RunConfig) -> Path:
     """Promote the last checkpoint's weights to `final.pt` (a run stopped before its last step)."""
     out = OUT / config.name
@@ -174,5 +186,7 @@ def finish_early(config: RunConfig) -> Path:
 if __name__ == "__main__":
     if "--finish-early" in sys.argv:
         finish_early(RUNS[sys.argv[1]])
+    elif RUNS[sys.argv[1]].soup:
+        average_weights(RUNS[sys.argv[1]])
     else:
         train(RUNS[sys.argv[1]])
