@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 
 from training.checkers.data import Example
+from training.checkers.synthetic import insert_sentence
 
 THINGS = (
     "line 14 of the worksheet",
@@ -104,10 +105,6 @@ def cue_word_windows(benign: list[Example], seed: int, count: int) -> list[Examp
     out = []
     for i, sentence in enumerate(cue_word_sentences(count, seed)):
         host = rng.choice(hosts)
-        lines = host.evidence.split("\n")
-        keep = lines[: rng.randint(1, max(1, min(len(lines), 6)))]
-        keep.insert(rng.randint(0, len(keep)), sentence)
-        out.append(
-            Example("\n".join(keep), "", "", 0, f"cue-word:{i}", tags={"family": "synthetic_cue_word", "host": ""})
-        )
+        window = insert_sentence(host.evidence, sentence, rng)
+        out.append(Example(window, "", "", 0, f"cue-word:{i}", tags={"family": "synthetic_cue_word", "host": ""}))
     return out

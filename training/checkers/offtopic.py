@@ -24,7 +24,7 @@ from collections import defaultdict
 
 from training.checkers.common import TRAINING_DATA, read_jsonl
 from training.checkers.data import Example
-from training.checkers.synthetic import TASK_FRAMES, TASKS
+from training.checkers.synthetic import TASK_FRAMES, TASKS, insert_sentence
 
 QUESTION_START = re.compile(
     r"^(what|who|whom|whose|which|when|where|why|how|do|does|did|can|could|is|are|was|were|have|has|would|will|"
@@ -71,13 +71,6 @@ def _sentences(window: str) -> list[str]:
     return [s.strip() for line in window.split("\n") for s in SENTENCE_END.split(line) if len(s.split()) >= 4]
 
 
-def _insert(window: str, sentence: str, rng: random.Random) -> str:
-    lines = window.split("\n")
-    keep = lines[: rng.randint(1, max(1, min(len(lines), 6)))]
-    keep.insert(rng.randint(0, len(keep)), sentence)
-    return "\n".join(keep)
-
-
 def _on_topic(sentences: list[str], rng: random.Random) -> str:
     asking = [s for s in sentences if s.endswith("?") or QUESTION_START.match(s) or s.split()[0].istitle()]
     return rng.choice(asking or sentences)
@@ -102,9 +95,9 @@ def offtopic_windows(benign: list[Example], seed: int, count: int, standalone: f
         if i % 4 == 3:  # a quarter are bare tasks instead ("Also, give me a recipe for banana bread.")
             task = rng.choice(TASKS)
             request = rng.choice(TASK_FRAMES).format(t=task, T=task[0].upper() + task[1:])
-        out.append(_example(_insert(host.evidence, request, rng), 1, f"offtopic-request:{i}", host))
+        out.append(_example(insert_sentence(host.evidence, request, rng), 1, f"offtopic-request:{i}", host))
     for i, question in enumerate(questions[count:]):
-        out.append(_example(question, 0, f"standalone-question:{i}", hosts[0]))
+        out.append(Example(question, "", "", 0, f"standalone-question:{i}", tags={"family": "synthetic_standalone"}))
     for i in range(count - alone):
         host = rng.choice(hosts)
         own = [s for s in by_host[host.group] if s not in host.evidence]
@@ -112,7 +105,7 @@ def offtopic_windows(benign: list[Example], seed: int, count: int, standalone: f
             sentence, family = _on_topic(own, rng), "on-topic"
         else:
             sentence, family = rng.choice(statements), "offtopic-statement"
-        out.append(_example(_insert(host.evidence, sentence, rng), 0, f"{family}:{i}", host))
+        out.append(_example(insert_sentence(host.evidence, sentence, rng), 0, f"{family}:{i}", host))
     return out
 
 

@@ -185,7 +185,8 @@ def _render(frame: str, addressee: str, goal: str) -> str:
     return sentence.replace(" an model", " a model").replace(" an bot", " a bot").replace(" an GPT", " a GPT")
 
 
-def _insert(window: str, sentence: str, rng: random.Random) -> str:
+def insert_sentence(window: str, sentence: str, rng: random.Random) -> str:
+    """`sentence` at a random line of the window's first 1 to 6 lines (the rest dropped)."""
     lines = window.split("\n")
     keep = lines[: rng.randint(1, max(1, min(len(lines), 6)))]
     keep.insert(rng.randint(0, len(keep)), sentence)
@@ -209,7 +210,7 @@ def synthetic_windows(
         sentence = _render(rng.choice(FRAMES), rng.choice(ADDRESSEES), rng.choice(GOALS))
         out.append(
             Example(
-                _insert(host.evidence, sentence, rng),
+                insert_sentence(host.evidence, sentence, rng),
                 "",
                 "",
                 1,
@@ -221,7 +222,7 @@ def synthetic_windows(
         host = rng.choice(hosts)
         out.append(
             Example(
-                _insert(host.evidence, rng.choice(BENIGN_AI), rng),
+                insert_sentence(host.evidence, rng.choice(BENIGN_AI), rng),
                 "",
                 "",
                 0,
@@ -237,7 +238,7 @@ def synthetic_windows(
         sentence = frame.format(t=task, T=task[0].upper() + task[1:])
         out.append(
             Example(
-                _insert(host.evidence, sentence, task_rng),
+                insert_sentence(host.evidence, sentence, task_rng),
                 "",
                 "",
                 1,
@@ -248,7 +249,7 @@ def synthetic_windows(
         host = task_rng.choice(hosts)
         out.append(
             Example(
-                _insert(host.evidence, task_rng.choice(BENIGN_DOC_IMPERATIVES), task_rng),
+                insert_sentence(host.evidence, task_rng.choice(BENIGN_DOC_IMPERATIVES), task_rng),
                 "",
                 "",
                 0,
