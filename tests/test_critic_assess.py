@@ -11,7 +11,7 @@ import pytest
 from codi_agents import Settings
 from codi_agents.config._settings import ROLES
 from codi_agents.critic import Calibration, load_calibration
-from codi_agents.critic._assess import Assessment, assess_exchange
+from codi_agents.critic._assess import CHECKER_SKIPPED, Assessment, assess_exchange, critic_inputs
 from codi_agents.evaluation._items import item_context
 from codi_agents.evaluation._labelled import LabelledItem
 from codi_agents.inputs._flows import Link
@@ -114,3 +114,48 @@ def test_closing_turns_are_judged_by_rule_without_the_judge() -> None:
     assert chat.calls == []
     assert assessment.verdict.decided_by.startswith("closing-rule")
     assert not assessment.verdict.accepted  # new numbers in a closing reply
+
+
+def judged_with_score(score: float, **fields: Any) -> Any:
+    def judge(messages: Any) -> dict[str, Any]:
+        return {**approving_judgement(messages), "score": score, **fields}
+
+    return judge
+
+
+def test_a_leading_judge_skips_the_checker_when_its_score_cannot_change_the_verdict() -> None:
+    signals = assess(0.75)[0].verdict.signals  # judge score 0.95: accepted whatever the checker says
+    assert CHECKER_SKIPPED in signals and "faithfulness" not in signals
+    rejected = assess(0.75, judged_with_score(0.9, faithful=False))[0].verdict.signals
+    assert CHECKER_SKIPPED in rejected and "faithfulness" not in rejected
+
+
+def test_the_checker_runs_when_the_signals_lead() -> None:
+    signals = assess(0.3)[0].verdict.signals
+    assert "faithfulness" in signals and CHECKER_SKIPPED not in signals
+
+
+@pytest.mark.parametrize(
+    "judge",
+    [
+        judged_with_score(0.95),
+        judged_with_score(0.45),  # near the threshold: the signals' share decides
+        judged_with_score(0.2),
+        judged_with_score(0.9, faithful=False),
+        judged_with_score(0.9, answers_question=False),
+    ],
+)
+def test_skipping_the_checker_never_changes_a_verdict(judge: Any) -> None:
+    """The outcome with the checker deferred equals the outcome with the checker always run."""
+    assessment, _ = assess(0.75, judge)
+    task = get_task("grounded_qa")
+    calibration = load_calibration()
+    context = item_context(INVENTED, task)
+    full = critic_inputs(
+        context, calibration=calibration, judge_weight=0.75, embed=HashingEmbeddingFunction(), checker=True
+    )
+    full.judgement = task.judge_schema.model_validate(judge([]))
+    reference = task.decide(full)
+    assert (assessment.verdict.accepted, assessment.verdict.rejection) == (reference.accepted, reference.rejection)
+    if CHECKER_SKIPPED not in assessment.verdict.signals:
+        assert assessment.verdict.signals["faithfulness"] == reference.signals["faithfulness"]

@@ -7,17 +7,22 @@ critic's measurements: `CriticInputs`, `Calibration`); import it as `codi_agents
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 
 from codi_agents._record import Failure, Usage, UserCheck, Verdict
 from codi_agents.critic._calibration import Calibration
 from codi_agents.critic._inputs import CriticInputs
-from codi_agents.critic._signals import Embed, grounding_signals
+from codi_agents.critic._signals import Embed, faithfulness_signal, grounding_signals
 from codi_agents.critic._similarity import prefetch
 from codi_agents.critic._user_turns import user_turn_signals
 from codi_agents.llm._calls import RoleModel
 from codi_agents.simulation._prompting import PromptBudget, critic_messages
 from codi_agents.tasks._base import PromptContext
+
+CHECKER_SKIPPED = "faithfulness_skipped"
+"""Signal set to 1 when the faithfulness checker was not run: the judge leads, and the verdict is the same
+whether `faithfulness` is 0 or 1 (the calibrated probability then counts it as 0)."""
 
 
 @dataclass
@@ -31,11 +36,17 @@ class Assessment:
 
 
 def critic_inputs(
-    context: PromptContext, *, calibration: Calibration, judge_weight: float, embed: Embed | None
+    context: PromptContext,
+    *,
+    calibration: Calibration,
+    judge_weight: float,
+    embed: Embed | None,
+    checker: bool = True,
 ) -> CriticInputs:
     """What a task's rules see of `context` before the judge runs: the exchange and its cheap signals.
 
-    The one place `CriticInputs` is built, for the running critic and for fitting a calibration alike."""
+    The one place `CriticInputs` is built, for the running critic and for fitting a calibration alike.
+    `checker=False` leaves the faithfulness checker's signal out (see `assess_exchange`)."""
     return CriticInputs(
         question=context.question,
         answer=context.answer,
@@ -45,7 +56,7 @@ def critic_inputs(
         link=context.link,
         calibration=calibration,
         judge_weight=judge_weight,
-        signals=grounding_signals(context.answer, context.passages, context.question, embed),
+        signals=grounding_signals(context.answer, context.passages, context.question, embed, checker=checker),
         user_signals=user_turn_signals(context.question, context.link, [turn.content for turn in context.history]),
     )
 
@@ -64,17 +75,22 @@ async def assess_exchange(
     The judge (`critic`) is skipped for closing turns, which make no claims, and when its weight
     is zero. When it runs but never parses, its failure is recorded; if it was meant to lead the
     decision, the turn is rejected as `critic_failed` rather than waved through on signals alone.
+
+    The cheap signals are computed in a worker thread while the judge's request is in flight. When
+    the judge leads, the faithfulness checker (the costliest signal) runs only if its score can change
+    the verdict: the task's rules are applied with it at 0 and at 1, and if both give the same outcome it
+    is skipped (`CHECKER_SKIPPED`). When signals lead, it always runs.
     """
-    await prefetch(embed, context.answer, context.passages, context.question)  # batched with other conversations
-    inputs = await asyncio.to_thread(
-        critic_inputs, context, calibration=calibration, judge_weight=judge_weight, embed=embed
-    )
+    judged = critic is not None and judge_weight > 0 and context.link.kind != "closing"
+    deferred = judged and calibration.judge_leads(judge_weight) and "faithfulness" in calibration.weights
+    measured = _measure(context, calibration=calibration, judge_weight=judge_weight, embed=embed, checker=not deferred)
     usage = Usage()
     failure = None
-    if critic is not None and judge_weight > 0 and context.link.kind != "closing":
+    if critic is not None and judged:
         budget = PromptBudget(critic.context_window, critic.max_tokens)
-        result = await critic.structured(
-            context.task.judge_schema, critic_messages(context, budget), parse_retries=parse_retries
+        inputs, result = await asyncio.gather(
+            measured,
+            critic.structured(context.task.judge_schema, critic_messages(context, budget), parse_retries=parse_retries),
         )
         usage = result.usage
         inputs.judgement = result.parsed
@@ -86,6 +102,10 @@ async def assess_exchange(
                 raw_output="\n---\n".join(result.raw_outputs),
                 turn=context.turn_number,
             )
+    else:
+        inputs = await measured
+    if deferred:
+        await _add_checker_if_decisive(context, inputs)
     verdict = context.task.decide(inputs)
     if failure is not None and calibration.judge_leads(judge_weight):
         verdict = verdict.model_copy(
@@ -96,3 +116,29 @@ async def assess_exchange(
             }
         )
     return Assessment(verdict=verdict, user_check=context.task.check_user(inputs), usage=usage, failure=failure)
+
+
+async def _measure(
+    context: PromptContext, *, calibration: Calibration, judge_weight: float, embed: Embed | None, checker: bool
+) -> CriticInputs:
+    await prefetch(embed, context.answer, context.passages, context.question)  # batched with other conversations
+    return await asyncio.to_thread(
+        critic_inputs, context, calibration=calibration, judge_weight=judge_weight, embed=embed, checker=checker
+    )
+
+
+async def _add_checker_if_decisive(context: PromptContext, inputs: CriticInputs) -> None:
+    """Run the faithfulness checker only if the verdict differs with its score at 0 and at 1."""
+    outcomes = {
+        (verdict.accepted, verdict.rejection)
+        for verdict in (
+            context.task.decide(dataclasses.replace(inputs, signals={**inputs.signals, "faithfulness": bound}))
+            for bound in (0.0, 1.0)
+        )
+    }
+    if len(outcomes) == 1:
+        inputs.signals[CHECKER_SKIPPED] = 1.0
+        return
+    inputs.signals.update(
+        await asyncio.to_thread(faithfulness_signal, context.answer, context.passages, context.question)
+    )

@@ -40,6 +40,7 @@ __all__ = [
     "STOPWORDS",
     "Embed",
     "content_words",
+    "faithfulness_signal",
     "grounding_signals",
     "injection_echo",
     "names",
@@ -98,8 +99,13 @@ _APOSTROPHE_SPACE = re.compile(r"\s+'\s*")
 _DOTTED = re.compile(r"\S+\.\S+")
 
 
-def grounding_signals(answer: str, passages: Sequence[Passage], question: str, embed: Embed | None) -> dict[str, float]:
-    """Signals of how well `answer` is supported by `passages`; see `SIGNALS` for each name."""
+def grounding_signals(
+    answer: str, passages: Sequence[Passage], question: str, embed: Embed | None, *, checker: bool = True
+) -> dict[str, float]:
+    """Signals of how well `answer` is supported by `passages`; see `SIGNALS` for each name.
+
+    `checker=False` leaves out the trained cross-encoder's `faithfulness` (the costliest signal), for a
+    caller that adds it later only if it is needed (`faithfulness_signal`)."""
     evidence = "\n".join(passage.text for passage in passages)
     evidence_words = set(content_words(evidence))
     answer_words = content_words(answer)
@@ -123,11 +129,16 @@ def grounding_signals(answer: str, passages: Sequence[Passage], question: str, e
         "question_coverage": _share(len(question_words & evidence_words), len(question_words)),
         "injection_echo": injection_echo(answer, passages),
     }
-    faithfulness = faithfulness_score(answer, [passage.text for passage in passages], question)
-    if faithfulness is not None:
-        signals["faithfulness"] = faithfulness
+    if checker:
+        signals.update(faithfulness_signal(answer, passages, question))
     signals.update(similarity_signals(answer, evidence, question, embed))
     return {name: round(value, 4) for name, value in signals.items()}
+
+
+def faithfulness_signal(answer: str, passages: Sequence[Passage], question: str) -> dict[str, float]:
+    """`{"faithfulness": p}` from the trained checker, or nothing for a reply with no claim to check."""
+    faithfulness = faithfulness_score(answer, [passage.text for passage in passages], question)
+    return {} if faithfulness is None else {"faithfulness": round(faithfulness, 4)}
 
 
 def similarity_signals(answer: str, evidence: str, question: str, embed: Embed | None) -> dict[str, float]:
