@@ -34,10 +34,11 @@ def assess(
     *,
     link: Link | None = None,
     calibration: Calibration | None = None,
+    item: LabelledItem = INVENTED,
 ) -> tuple[Assessment, ScriptedChatModel]:
     chat = ScriptedChatModel(script=reply, model_name="judge")
     critic = build_role_models(Settings(), dict.fromkeys(ROLES, chat))["critic"]
-    context = item_context(INVENTED, get_task("grounded_qa"))
+    context = item_context(item, get_task("grounded_qa"))
     if link is not None:
         context = replace(context, link=link)
     assessment = asyncio.run(
@@ -130,31 +131,50 @@ def test_a_leading_judge_skips_the_checker_when_its_score_cannot_change_the_verd
     assert CHECKER_SKIPPED in rejected and "faithfulness" not in rejected
 
 
-def test_the_checker_runs_when_the_signals_lead() -> None:
-    signals = assess(0.3)[0].verdict.signals
-    assert "faithfulness" in signals and CHECKER_SKIPPED not in signals
+SUPPORTED = LabelledItem(
+    id="y",
+    knowledge="The library opens at 9 am on weekdays.",
+    history=["When does the library open?"],
+    response="On weekdays the library opens at 9 am.",
+    label="faithful",
+)
+
+
+def test_the_checker_runs_when_its_score_decides_and_not_when_a_rule_already_has() -> None:
+    supported = assess(0.0, item=SUPPORTED)[0].verdict.signals  # signals lead, no veto: the checker decides
+    assert "faithfulness" in supported and CHECKER_SKIPPED not in supported
+    vetoed = assess(0.0)[0].verdict  # numbers found in no passage reject the reply whatever the checker says
+    assert vetoed.rejection == "unfaithful" and CHECKER_SKIPPED in vetoed.signals
+    closing = assess(0.0, link=Link(kind="closing", instruction="Say goodbye."), item=SUPPORTED)[0].verdict
+    assert closing.decided_by == "closing-rule" and CHECKER_SKIPPED in closing.signals
 
 
 @pytest.mark.parametrize(
-    "judge",
+    ("weight", "judge", "item"),
     [
-        judged_with_score(0.95),
-        judged_with_score(0.45),  # near the threshold: the signals' share decides
-        judged_with_score(0.2),
-        judged_with_score(0.9, faithful=False),
-        judged_with_score(0.9, answers_question=False),
+        (0.75, judged_with_score(0.95), INVENTED),
+        (0.75, judged_with_score(0.45), INVENTED),  # near the threshold: the signals' share decides
+        (0.75, judged_with_score(0.2), INVENTED),
+        (0.75, judged_with_score(0.9, faithful=False), SUPPORTED),
+        (0.75, judged_with_score(0.9, answers_question=False), SUPPORTED),
+        (0.3, judged_with_score(0.95), SUPPORTED),
+        (0.0, None, SUPPORTED),
+        (0.0, None, INVENTED),
     ],
 )
-def test_skipping_the_checker_never_changes_a_verdict(judge: Any) -> None:
-    """The outcome with the checker deferred equals the outcome with the checker always run."""
-    assessment, _ = assess(0.75, judge)
+def test_skipping_the_checker_never_changes_a_verdict(weight: float, judge: Any, item: LabelledItem) -> None:
+    """The outcome with the checker run only when decisive equals the outcome with the checker always run."""
+    assessment, _ = assess(weight, judge or approving_judgement, item=item)
     task = get_task("grounded_qa")
-    calibration = load_calibration()
-    context = item_context(INVENTED, task)
     full = critic_inputs(
-        context, calibration=calibration, judge_weight=0.75, embed=HashingEmbeddingFunction(), checker=True
+        item_context(item, task),
+        calibration=load_calibration(),
+        judge_weight=weight,
+        embed=HashingEmbeddingFunction(),
+        checker=True,
     )
-    full.judgement = task.judge_schema.model_validate(judge([]))
+    if judge is not None:
+        full.judgement = task.judge_schema.model_validate(judge([]))
     reference = task.decide(full)
     assert (assessment.verdict.accepted, assessment.verdict.rejection) == (reference.accepted, reference.rejection)
     if CHECKER_SKIPPED not in assessment.verdict.signals:

@@ -69,6 +69,7 @@ async def assess_exchange(
     judge_weight: float,
     embed: Embed | None,
     parse_retries: int,
+    always_check: bool = False,
 ) -> Assessment:
     """Judge `context.answer` to `context.question` against `context.passages`.
 
@@ -76,13 +77,14 @@ async def assess_exchange(
     is zero. When it runs but never parses, its failure is recorded; if it was meant to lead the
     decision, the turn is rejected as `critic_failed` rather than waved through on signals alone.
 
-    The cheap signals are computed in a worker thread while the judge's request is in flight. When
-    the judge leads, the faithfulness checker (the costliest signal) runs only if its score can change
-    the verdict: the task's rules are applied with it at 0 and at 1, and if both give the same outcome it
-    is skipped (`CHECKER_SKIPPED`). When signals lead, it always runs.
+    The cheap signals are computed in a worker thread while the judge's request is in flight. The
+    faithfulness checker, the costliest signal, runs only if its score can change the verdict: the task's
+    rules are applied with it at 0 and at 1, and if both give the same outcome (a leading judge decided, a
+    veto such as a personal claim applies, a closing turn is judged by rule) it is skipped and the verdict's
+    signals say so (`CHECKER_SKIPPED`). `always_check` runs it on every turn (`codi eval-critic` reports it alone).
     """
     judged = critic is not None and judge_weight > 0 and context.link.kind != "closing"
-    deferred = judged and calibration.judge_leads(judge_weight) and "faithfulness" in calibration.weights
+    deferred = not always_check and "faithfulness" in calibration.weights
     measured = _measure(context, calibration=calibration, judge_weight=judge_weight, embed=embed, checker=not deferred)
     usage = Usage()
     failure = None
@@ -128,7 +130,10 @@ async def _measure(
 
 
 async def _add_checker_if_decisive(context: PromptContext, inputs: CriticInputs) -> None:
-    """Run the faithfulness checker only if the verdict differs with its score at 0 and at 1."""
+    """Run the faithfulness checker only if the task's verdict differs with its score at 0 and at 1.
+
+    The rules of the shipped tasks are monotone in it (a higher score never turns an acceptance into a
+    rejection), so the two ends bound every score in between."""
     outcomes = {
         (verdict.accepted, verdict.rejection)
         for verdict in (

@@ -216,6 +216,7 @@ async def evaluate_items(
                 judge_weight=critic.judge_weight,
                 embed=embed,
                 parse_retries=parse_retries,
+                always_check=True,  # the checker alone is reported on every item
             )
             seconds = time.perf_counter() - started
         return ItemResult(
