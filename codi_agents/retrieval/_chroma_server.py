@@ -188,4 +188,3 @@ def _die_with_parent(parent: int) -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return arrange
-

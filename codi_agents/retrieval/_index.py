@@ -46,6 +46,7 @@ from codi_agents.inputs._passages import Passage, passage_id
 from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
 from codi_agents.retrieval._index_check import open_collection
 from codi_agents.retrieval._index_counts import IndexCounts
+from codi_agents.retrieval._queries import Query, query_texts, query_vectors
 from codi_agents.retrieval._vector_store import VectorStore
 
 DEFAULT_COLLECTION = "codi_passages"
@@ -153,24 +154,25 @@ class PassageIndex:
             self._counts.note(added=True, passages=len(passages))
         return True
 
-    def search(self, document: Document, queries: Sequence[str], k: int) -> list[Passage]:
+    def search(self, document: Document, queries: Sequence[Query], k: int) -> list[Passage]:
         """The `k` passages of `document` that best match the queries together.
 
-        Each passage scores the sum of its cosine similarities to the queries (CombSUM), over
-        `CANDIDATES_PER_K * k` candidates per query. Similarities, unlike ranks, leave passages that
-        match no query at zero, so an uninformative query ("and when?") cannot reorder the others.
+        Each query's vector is made from its texts' (`retrieval._queries.query_vectors`). Each passage
+        scores the sum of its cosine similarities to the queries (CombSUM), over `CANDIDATES_PER_K * k`
+        candidates per query. Similarities, unlike ranks, leave passages that match no query at zero, so
+        an uninformative query ("and when?") cannot reorder the others.
         """
-        queries = [query for query in queries if query.strip()]
-        if not queries:
+        texts = query_texts(queries)
+        if not texts:
             return []
-        return self.search_vectors(document, self.embedder.embed(queries), k)
+        return self.search_vectors(document, query_vectors(queries, texts, self.embedder.embed(texts)), k)
 
-    async def asearch(self, document: Document, queries: Sequence[str], k: int) -> list[Passage]:
-        """`search`, awaited: the queries join other conversations' in one model call, Chroma runs in a thread."""
-        queries = [query for query in queries if query.strip()]
-        if not queries:
+    async def asearch(self, document: Document, queries: Sequence[Query], k: int) -> list[Passage]:
+        """`search`, awaited: the texts join other conversations' in one model call, Chroma runs in a thread."""
+        texts = query_texts(queries)
+        if not texts:
             return []
-        vectors = await self.embedder.aembed(queries)
+        vectors = query_vectors(queries, texts, await self.embedder.aembed(texts))
         return await asyncio.to_thread(self.search_vectors, document, vectors, k)
 
     def search_vectors(self, document: Document, vectors: NDArray[Any], k: int) -> list[Passage]:

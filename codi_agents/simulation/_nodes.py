@@ -12,9 +12,10 @@ from langgraph.runtime import Runtime
 
 from codi_agents._record import Failure, RejectedAttempt, Turn
 from codi_agents.critic._assess import assess_exchange
+from codi_agents.critic._text import sentences
 from codi_agents.errors import RequestRejectedError
 from codi_agents.inputs._passages import Passage
-from codi_agents.retrieval._queries import contextual_queries
+from codi_agents.retrieval._queries import contextual_queries, describe_queries
 from codi_agents.simulation._context import SimulationContext
 from codi_agents.simulation._generation import generate_text
 from codi_agents.simulation._outputs import clean_answer, clean_user_message
@@ -83,9 +84,9 @@ async def user(state: SimulationState, runtime: Runtime[SimulationContext]) -> U
 async def retrieve(state: SimulationState, runtime: Runtime[SimulationContext]) -> Update:
     """Find the passages of this document for the user's message, read in the context of the conversation."""
     ctx = runtime.context
-    queries = contextual_queries(state["user_draft"], state.get("turns", []))
+    queries = contextual_queries(state["user_draft"], state.get("turns", []), sentences)
     found = await ctx.index.asearch(state["document"], queries, ctx.settings.top_k)
-    return {"retrieved": found, "retrieval_query": " || ".join(queries)}
+    return {"retrieved": found, "retrieval_query": describe_queries(queries)}
 
 
 async def assistant(state: SimulationState, runtime: Runtime[SimulationContext]) -> Update:

@@ -34,6 +34,7 @@ SMALL_MODEL_READER_VIEW_CHARS = 1200
 HISTORY_FOR_CRITIC = 4
 """Turns of history the judge sees: enough to resolve pronouns and ellipsis."""
 
+
 @dataclass(frozen=True)
 class PromptBudget:
     """How much text fits: the model's context window minus the reply."""

@@ -15,6 +15,7 @@ from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents._record import Turn
 from codi_agents.config._settings import Settings
+from codi_agents.critic._text import sentences
 from codi_agents.inputs._passages import Passage, chunk_document
 from codi_agents.retrieval._index import PassageIndex
 from codi_agents.retrieval._queries import contextual_queries
@@ -55,7 +56,8 @@ class StudentPrompter:
         history = [
             Turn(role="user" if m["role"] == "user" else "assistant", content=m["content"]) for m in turn.history
         ]
-        return self.index.search(turn.document, contextual_queries(turn.question, history), self.settings.top_k)
+        queries = contextual_queries(turn.question, history, sentences)
+        return self.index.search(turn.document, queries, self.settings.top_k)
 
     def system_prompt(self, title: str, passages: list[Passage]) -> str:
         """The training system prompt over `passages`."""
