@@ -4,9 +4,13 @@ documents stored per text, and completion markers (a document cut off halfway is
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from codi_agents import Document
-from codi_agents.inputs._passages import chunk_document
+from codi_agents.inputs._passages import Passage, chunk_document
+from codi_agents.retrieval._document_vectors import DocumentVectors
 from codi_agents.retrieval._index import PassageIndex
 from codi_agents.testing import HashingEmbeddingFunction
 
@@ -68,3 +72,37 @@ def test_a_minilm_index_reopens_from_disk_with_no_embedding_function_given(tmp_p
     assert collection.configuration_json["embedding_function"]["name"] == MiniLMEmbeddingFunction.name()
     found = collection.query(query_texts=["change of address within ten days"], n_results=1)
     assert (found["metadatas"] or [[]])[0][0]["index"] == 1
+
+
+def test_a_document_is_read_from_chroma_once_however_often_it_is_searched(document: Document) -> None:
+    index = PassageIndex.open(HashingEmbeddingFunction())
+    reads: list[str] = []
+    stored = index._stored
+
+    def counted(key: str) -> Any:
+        reads.append(key)
+        return stored(key)
+
+    index._documents.load = counted
+    assert index.search(document, ["change of address"], 2) == []  # not indexed yet: nothing, and not remembered
+    index.add(document, chunk_document(document))
+    for query in ["change of address", "ten days", "suspension order"]:
+        found = index.search(document, [query], 2)
+        assert len(found) == 2
+        found[0].flags.append("changed by the caller")  # a copy: the kept passages stay as stored
+    assert len(reads) == 2
+    assert all("changed by the caller" not in passage.flags for passage in index.passages(document))
+    index.close()
+
+
+def test_the_documents_kept_in_memory_are_bounded() -> None:
+    loads: list[str] = []
+
+    def load(key: str) -> tuple[list[Passage], Any]:
+        loads.append(key)
+        return [Passage(id=f"{key}::0", doc_id=key, index=0, text=key)], np.ones((1, 4), dtype=np.float32)
+
+    kept = DocumentVectors(load, capacity=2)
+    for key in ["a", "b", "a", "c", "a", "b"]:
+        kept.get(key)
+    assert loads == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came

@@ -44,6 +44,7 @@ from codi_agents.errors import ConfigError
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import Passage, passage_id
 from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
+from codi_agents.retrieval._document_vectors import DocumentVectors, rank
 from codi_agents.retrieval._index_check import open_collection
 from codi_agents.retrieval._index_counts import IndexCounts
 from codi_agents.retrieval._queries import Query, query_texts, query_vectors
@@ -90,6 +91,8 @@ class PassageIndex:
         self._known: dict[str, Mapping[int, list[str]]] = {}
         """Keys of the documents known complete, with the flags of their flagged passages (most have none)."""
         self._lock = threading.Lock()
+        self._documents = DocumentVectors(self._stored)
+        """Passages and vectors of the documents searched lately (a conversation searches one, turn after turn)."""
 
     @classmethod
     def open(
@@ -160,7 +163,8 @@ class PassageIndex:
         Each query's vector is made from its texts' (`retrieval._queries.query_vectors`). Each passage
         scores the sum of its cosine similarities to the queries (CombSUM), over `CANDIDATES_PER_K * k`
         candidates per query. Similarities, unlike ranks, leave passages that match no query at zero, so
-        an uninformative query ("and when?") cannot reorder the others.
+        an uninformative query ("and when?") cannot reorder the others. The document's passages and vectors
+        are read from Chroma once and kept (`retrieval._document_vectors`); ranking them is a matrix product.
         """
         texts = query_texts(queries)
         if not texts:
@@ -177,34 +181,31 @@ class PassageIndex:
 
     def search_vectors(self, document: Document, vectors: NDArray[Any], k: int) -> list[Passage]:
         """`search` with the queries' vectors already computed (one row per query)."""
-        if len(vectors) == 0:
-            return []
-        result = self.collection.query(
-            query_embeddings=vectors,
-            n_results=k * CANDIDATES_PER_K,
-            where={"doc_key": document_key(document)},
-            include=["documents", "metadatas", "distances"],
-        )
-        scores: dict[str, float] = {}
-        found: dict[str, Passage] = {}
-        for ids, texts, metadatas, distances in zip(
-            result["ids"], result["documents"] or [], result["metadatas"] or [], result["distances"] or [], strict=True
-        ):
-            for _, text, metadata, distance in zip(ids, texts, metadatas, distances, strict=True):
-                passage = _passage(text or "", metadata)
-                scores[passage.id] = scores.get(passage.id, 0.0) + max(0.0, 1.0 - float(distance))
-                found[passage.id] = passage
-        ranked = sorted(scores, key=lambda pid: (-round(scores[pid], 9), found[pid].index))
-        return [found[pid] for pid in ranked[:k]]
+        passages, stored = self._documents.get(document_key(document))
+        return rank(passages, stored, vectors, k, k * CANDIDATES_PER_K)
 
     def passages(self, document: Document) -> list[Passage]:
         """Every stored passage of a document (this text of it), in document order."""
-        result = self.collection.get(where={"doc_key": document_key(document)}, include=["documents", "metadatas"])
-        items = [
-            _passage(text or "", metadata)
-            for text, metadata in zip(result["documents"] or [], result["metadatas"] or [], strict=True)
-        ]
-        return sorted(items, key=lambda passage: passage.index)
+        return [passage.model_copy(deep=True) for passage in self._documents.get(document_key(document))[0]]
+
+    def _stored(self, key: str) -> tuple[list[Passage], NDArray[np.float32]]:
+        """A document's passages in document order and their stored vectors, read from the collection."""
+        result = self.collection.get(where={"doc_key": key}, include=["documents", "metadatas", "embeddings"])
+        embeddings = result["embeddings"]
+        rows = sorted(
+            zip(
+                (
+                    _passage(text or "", metadata)
+                    for text, metadata in zip(result["documents"] or [], result["metadatas"] or [], strict=True)
+                ),
+                [] if embeddings is None else list(embeddings),
+                strict=True,
+            ),
+            key=lambda row: row[0].index,
+        )
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return [passage for passage, _ in rows], np.array([vector for _, vector in rows], dtype=np.float32)
 
     def is_complete(self, document: Document) -> bool:
         """True when this text of the document is indexed completely (its marker is written)."""
