@@ -10,12 +10,12 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import sys
 import time
 from collections.abc import Mapping
 
 import aiohttp
 import httpx
-import openai
 from tenacity import RetryCallState, wait_exponential_jitter
 
 
@@ -55,13 +55,22 @@ def is_transient(exc: BaseException) -> bool:
     # isinstance, not class names: langchain-openai >= 1.1 re-raises openai's errors as its own subclasses
     return isinstance(
         exc,
-        TimeoutError
-        | ConnectionError
-        | openai.APIConnectionError
-        | httpx.TransportError
-        | aiohttp.ClientConnectionError
-        | aiohttp.ClientPayloadError,
+        (
+            TimeoutError,
+            ConnectionError,
+            httpx.TransportError,
+            aiohttp.ClientConnectionError,
+            aiohttp.ClientPayloadError,
+            *_openai_connection_errors(),
+        ),
     )
+
+
+def _openai_connection_errors() -> tuple[type[BaseException], ...]:
+    """openai's connection error when the SDK is loaded (client = "langchain-openai"); without it none can
+    have been raised, and codi's own client never imports it (it costs a quarter of a second at start)."""
+    openai = sys.modules.get("openai")
+    return (openai.APIConnectionError,) if openai is not None else ()
 
 
 def says_server_is_down(exc: BaseException) -> bool:
