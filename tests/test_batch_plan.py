@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from codi_agents import Settings, iter_conversations
-from codi_agents.batch._plan import Plan
+from codi_agents.batch._plan import Plan, Planned, longest_first
 from codi_agents.batch._runner import BatchRun
 from codi_agents.config._run_config import load_run_config
 from codi_agents.errors import ConfigError
@@ -124,3 +125,25 @@ def test_dry_run_shows_the_plan_and_writes_nothing(tmp_path: Path, capsys: pytes
     assert "plan: 6 conversations over 5 documents" in printed
     assert "documents: 5 used, 0 skipped" in printed
     assert not out.exists()
+
+
+def test_the_longest_planned_conversations_start_first_within_the_lookahead(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, n=40)
+    lengths = {item.id: len(item.flow.sample_path(item.seed)) for item in plan}
+    assert len(set(lengths.values())) > 1  # the flow gives paths of several lengths
+    everything = [item.id for item in longest_first(iter(plan), lookahead=100)]
+    assert sorted(everything) == sorted(lengths)  # the same conversations, each once
+    assert [lengths[i] for i in everything] == sorted(lengths.values(), reverse=True)
+
+    read: list[int] = []
+
+    def streamed() -> Iterator[Planned]:
+        for item in plan:
+            read.append(item.number)
+            yield item
+
+    ordered = longest_first(streamed(), lookahead=4)
+    first = next(ordered)
+    assert len(read) == 4 and first.number in read  # a streamed plan is read only as far as the window
+    assert lengths[first.id] == max(lengths[item.id] for item in list(plan)[:4])
+    assert sorted([first.id, *(item.id for item in ordered)]) == sorted(lengths)

@@ -9,8 +9,9 @@ raising `n` extends a run without changing the conversations already planned.
 
 from __future__ import annotations
 
+import heapq
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -87,6 +88,23 @@ class Plan(Generic[D]):
             flow=flow,
             seed=seed,
         )
+
+
+def longest_first(items: Iterable[Planned[D]], lookahead: int) -> Iterator[Planned[D]]:
+    """`items` with, among the next `lookahead` of them, the one with the longest planned path first.
+
+    A run ends when its last conversations do. Started in plan order, a long one started late keeps the
+    run going while the other workers idle; started longest first (within a window, so that a streamed
+    plan is never read whole), the last to start are the shortest and the workers finish together. The
+    path is the one the simulation will sample (`FlowGraph.sample_path` with the conversation's seed);
+    regenerated turns still vary the lengths."""
+    window: list[tuple[int, int, Planned[D]]] = []
+    for item in items:
+        heapq.heappush(window, (-len(item.flow.sample_path(item.seed)), item.number, item))
+        if len(window) >= max(lookahead, 1):
+            yield heapq.heappop(window)[2]
+    while window:
+        yield heapq.heappop(window)[2]
 
 
 def ordered_documents(documents: Sequence[T], *, shuffle: bool, seed: int) -> list[T]:

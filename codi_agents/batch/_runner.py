@@ -26,7 +26,7 @@ from codi_agents.batch._dedup import NearDuplicates
 from codi_agents.batch._ending import finish_files, run_snapshot, write_manifest
 from codi_agents.batch._local import LocalSimulation
 from codi_agents.batch._outcome import Outcomes, raise_without_secrets
-from codi_agents.batch._plan import Plan, Planned
+from codi_agents.batch._plan import Plan, Planned, longest_first
 from codi_agents.batch._prepare import PreparedRun, RunPlan, plan_run, prepare_run
 from codi_agents.batch._progress import NoProgress, ProgressView, Snapshot
 from codi_agents.batch._streamed import RunCorpus
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("codi_agents.batch")
 
 REPORT_SECONDS = 0.5
+LOOKAHEAD_PER_WORKER = 2
+"""Planned conversations looked at per worker to start the longest first (`batch._plan.longest_first`)."""
 _END = object()
 
 
@@ -204,7 +206,8 @@ class BatchRun:
         self._prepared = prepared
         if cluster is not None:
             await asyncio.to_thread(cluster.start, prepared)
-        self._pending = (item for item in prepared.planned.plan if item.id not in prepared.done)
+        remaining = (item for item in prepared.planned.plan if item.id not in prepared.done)
+        self._pending = longest_first(remaining, LOOKAHEAD_PER_WORKER * self.config.concurrency)
         if prepared.layout is not None and prepared.manifest is not None:
             write_manifest(prepared.layout, prepared.manifest, self.secrets)
         self._outcomes = Outcomes.of_run(prepared, self._dedup, secrets=self.secrets, stop=self._stop)
