@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import openai
 import pytest
 from langchain_openai import ChatOpenAI
@@ -97,3 +100,19 @@ def test_batch_runs_talk_through_aiohttp_and_single_sessions_through_the_sdk_def
             return seen
 
     assert asyncio.run(transports()) == {openai.DefaultAioHttpClient}
+
+
+def test_with_codis_client_the_langchain_model_and_the_openai_sdk_are_not_loaded_until_asked_for() -> None:
+    """Building a run's models for an endpoint imports neither langchain-openai nor the openai SDK (about a
+    second of start-up); LangChain's model is still there, built on first use, for code that asks for it."""
+    script = (
+        "import sys\n"
+        "from codi_agents.config import load_settings\n"
+        "from codi_agents.llm._models import build_role_models\n"
+        "environ = {'CODI_BASE_URL': 'http://127.0.0.1:9/v1', 'CODI_MODEL': 'm'}\n"
+        "models = build_role_models(load_settings(environ=environ), {})\n"
+        "print(sorted({'langchain_openai', 'openai'} & set(sys.modules)), models['user'].name)\n"
+        "print(type(models['user'].chat).__name__, models['user'].chat.model_name)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["[] m", "ChatOpenAI m"]

@@ -87,12 +87,14 @@ class RoleModel:
 
     `timeout` bounds each attempt here, and only here (the HTTP clients codi builds have none of their own).
     With a `client` (codi's own OpenAI-compatible client, for endpoints codi built), requests go through it
-    and `chat` (the same endpoint's LangChain model) is not called; without one, `chat` serves them."""
+    and `chat` (the same endpoint's LangChain model) is not called; without one, `chat` serves them. `chat` may
+    be given as a function that builds it, called on first use: with codi's client it is never built, which
+    spares a run the import of langchain-openai and the openai SDK (about a second)."""
 
     def __init__(
         self,
         role: Role,
-        chat: BaseChatModel,
+        chat: BaseChatModel | Callable[[], BaseChatModel],
         endpoint: Endpoint,
         *,
         name: str | None = None,
@@ -105,9 +107,10 @@ class RoleModel:
         client: OpenAIChatClient | None = None,
     ) -> None:
         self.role = role
-        self.chat = chat
+        self._chat = chat if isinstance(chat, BaseChatModel) else None
+        self._build_chat = None if isinstance(chat, BaseChatModel) else chat
         self.endpoint = endpoint
-        self.name = name or model_name(chat)
+        self.name = name or model_name(self.chat)
         self.method = method
         self.timeout = timeout or DEFAULT_TIMEOUT_SECONDS
         self.max_retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
@@ -117,6 +120,14 @@ class RoleModel:
         self.client = client
         self._structured: dict[type[BaseModel], Any] = {}
 
+    @property
+    def chat(self) -> BaseChatModel:
+        """The LangChain chat model (built now if it was given as a function)."""
+        if self._chat is None:
+            assert self._build_chat is not None
+            self._chat = self._build_chat()
+        return self._chat
+
     async def aclose(self) -> None:
         """Close the HTTP connections of a chat model codi built (a model passed in belongs to its owner)."""
         if not self.owns_client:
@@ -124,7 +135,7 @@ class RoleModel:
         if self.client is not None:
             await self.client.aclose()
         for attribute in ("root_async_client", "root_client"):
-            client = getattr(self.chat, attribute, None)
+            client = getattr(self._chat, attribute, None)  # a chat model never built has no connections
             close = getattr(client, "close", None)
             if close is None:
                 continue

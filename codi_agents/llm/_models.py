@@ -9,7 +9,8 @@ one concurrency limit and one health watch. Every choice (temperature, timeout, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -57,17 +58,24 @@ def build_role_models(
     models: dict[Role, RoleModel] = {}
     for spec in specs:
         role = spec.role
+        chat: BaseChatModel | Callable[[], BaseChatModel]
+        name: str | None = None
         if spec.source == "instance":
             chat = instances[role]
             key = f"instance:{id(chat)}"
-        elif spec.source == "remote":
-            chat = openai_chat_model(spec)
-            key = spec.endpoint_key or ""
         else:
-            if local_url is None:
+            if spec.source == "remote":
+                base_url, name, key = spec.base_url, spec.model, spec.endpoint_key or ""
+                build = functools.partial(openai_chat_model, spec)
+            elif local_url is None:
                 raise ConfigError(f"No model for the {role} role: configure an endpoint or start the embedded model.")
-            chat = openai_chat_model(spec, base_url=local_url, model=local_model_name, api_key=EMBEDDED_API_KEY)
-            key = local_url
+            else:
+                base_url, name, key = local_url, local_model_name, local_url
+                build = functools.partial(
+                    openai_chat_model, spec, base_url=local_url, model=local_model_name, api_key=EMBEDDED_API_KEY
+                )
+            require_model_name(base_url, name)
+            chat = build if spec.client == "codi" else build()  # with codi's client, LangChain's is built if asked
         client = None
         if spec.source != "instance" and spec.client == "codi":
             embedded = spec.source == "embedded"
@@ -92,8 +100,18 @@ def build_role_models(
             max_tokens=spec.max_tokens,
             owns_client=spec.source != "instance",
             client=client,
+            name=name or None,
         )
     return models
+
+
+def require_model_name(base_url: str | None, model: str | None) -> None:
+    """Raise ConfigError for an endpoint configured without a model name."""
+    if base_url and not model:
+        raise ConfigError(
+            f"An endpoint is configured ({base_url}) but no model name: set `model` "
+            "(--model, CODI_MODEL, or `model =` in the config file)."
+        )
 
 
 def openai_chat_model(
@@ -105,11 +123,7 @@ def openai_chat_model(
 
     base_url = base_url or spec.base_url
     model = model or spec.model
-    if base_url and not model:
-        raise ConfigError(
-            f"An endpoint is configured ({base_url}) but no model name: set `model` "
-            "(--model, CODI_MODEL, or `model =` in the config file)."
-        )
+    require_model_name(base_url, model)
     key = api_key or (spec.api_key.get_secret_value() if spec.api_key else "not-needed")
     kwargs: dict[str, Any] = {
         "model": model,

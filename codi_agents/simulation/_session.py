@@ -159,11 +159,8 @@ class Session:
         """Close the HTTP connections of the models the session built (from the loop that used them)."""
         if self.context is None or self._loop not in (None, asyncio.get_running_loop()):
             return
-        closed: set[int] = set()
         for model in self.context.models.values():
-            if id(model.chat) not in closed:
-                closed.add(id(model.chat))
-                await model.aclose()
+            await model.aclose()
 
     def close(self) -> None:
         """Drop an in-memory index and stop the embedded model server; safe to call twice."""
