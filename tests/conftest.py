@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import signal
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,6 +18,12 @@ from codi_agents.simulation._session import Session
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 DATA = Path(__file__).parent / "data"
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # A shell that starts the tests in the background (`pytest &`, nohup) ignores Ctrl-C, and child processes
+    # inherit an ignored signal: the tests that press Ctrl-C on a `codi run` would see it run to its end. With a
+    # handler here, children start with the default again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class NetworkRefusedError(RuntimeError):

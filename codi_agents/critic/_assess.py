@@ -21,8 +21,9 @@ from codi_agents.simulation._prompting import PromptBudget, critic_messages
 from codi_agents.tasks._base import PromptContext
 
 CHECKER_SKIPPED = "faithfulness_skipped"
-"""Signal set to 1 when the faithfulness checker was not run: the judge leads, and the verdict is the same
-whether `faithfulness` is 0 or 1 (the calibrated probability then counts it as 0)."""
+"""Signal set to 1 when the faithfulness checker was not run because its score could not change the verdict
+(the task's rules give the same outcome with `faithfulness` at 0 and at 1; the calibrated probability then
+counts it as 0)."""
 
 
 @dataclass
@@ -90,10 +91,13 @@ async def assess_exchange(
     failure = None
     if critic is not None and judged:
         budget = PromptBudget(critic.context_window, critic.max_tokens)
-        inputs, result = await asyncio.gather(
-            measured,
-            critic.structured(context.task.judge_schema, critic_messages(context, budget), parse_retries=parse_retries),
-        )
+        signals = asyncio.ensure_future(measured)
+        try:
+            result = await critic.structured(
+                context.task.judge_schema, critic_messages(context, budget), parse_retries=parse_retries
+            )
+        finally:  # a refused request ends the turn; the signals' thread finishes either way
+            inputs = await signals
         usage = result.usage
         inputs.judgement = result.parsed
         if result.parsed is None:
