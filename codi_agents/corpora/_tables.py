@@ -208,11 +208,7 @@ def _parquet_files(spec: str | Path) -> list[Path]:
     """The Parquet files of a file, a folder (recursively, hidden entries left out) or a glob."""
     path = Path(spec)
     if path.is_dir():
-        files = sorted(
-            item
-            for item in path.rglob(f"*{PARQUET_SUFFIX}")
-            if item.is_file() and not _hidden(item, path)
-        )
+        files = sorted(item for item in path.rglob(f"*{PARQUET_SUFFIX}") if item.is_file() and not _hidden(item, path))
     elif path.is_file():
         files = [path]
     elif _GLOB_CHARACTERS & set(str(spec)):

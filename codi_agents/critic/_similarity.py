@@ -23,6 +23,7 @@ import numpy as np
 from codi_agents.critic._text import sentences
 from codi_agents.inputs._passages import Passage
 from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
+from codi_agents.retrieval._vectors import unit_rows
 
 Embed = Callable[[list[str]], Any]
 """Texts to vectors; a Chroma embedding function qualifies."""
@@ -58,7 +59,7 @@ class SentenceVectors:
         """A (len(texts), dim) array of unit vectors; texts seen before are not embedded again."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return _unit(self.batcher.embed(list(texts)))
+        return unit_rows(self.batcher.embed(list(texts)))
 
     async def warm(self, texts: Sequence[str], *, keep: bool = False) -> None:
         """Embed `texts` into the cache, awaited (batched with other conversations' requests); `keep`: passage
@@ -94,8 +95,3 @@ def best_similarities(vectors: SentenceVectors, queries: Sequence[str], support:
     matrix = vectors([*queries, *support])
     best: np.ndarray = (matrix[: len(queries)] @ matrix[len(queries) :].T).max(axis=1)
     return best
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    unit: np.ndarray = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9, None)
-    return unit

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from codi_agents.inputs._passages import Passage
+from codi_agents.retrieval._vectors import unit_rows
 
 DOCUMENTS_KEPT = 2048
 """Documents whose passages and vectors are kept (about 12 KB each for eight 384-d passages)."""
@@ -68,10 +69,3 @@ def rank(
             scores[int(row)] = scores.get(int(row), 0.0) + max(0.0, float(column[row]))
     ranked = sorted(scores, key=lambda row: (-round(scores[row], 6), passages[row].index))
     return [passages[row].model_copy(deep=True) for row in ranked[:k]]
-
-
-def unit_rows(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
-    """`vectors` with every row scaled to length 1 (a zero row stays zero)."""
-    array = np.asarray(vectors, dtype=np.float32)
-    unit: NDArray[np.float32] = array / np.clip(np.linalg.norm(array, axis=1, keepdims=True), 1e-12, None)
-    return unit

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from codi_agents._record import Turn
+from codi_agents.retrieval._vectors import unit_rows
 
 ANSWER_CONTEXT_CHARS = 300
 """The previous answer joins the query up to this many characters (whole sentences, at least one)."""
@@ -51,15 +52,11 @@ def query_vectors(queries: Sequence[Query], texts: Sequence[str], vectors: NDArr
     """One unit vector per query with any text: the normalised sum of its texts' unit vectors (rows of
     `vectors`, in the order of `texts`)."""
     row = {text: index for index, text in enumerate(texts)}
-    unit = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-    out = []
-    for query in queries:
-        parts = [text for text in _parts(query) if text in row]
-        if not parts:
-            continue
-        summed = unit[[row[text] for text in parts]].sum(axis=0)
-        out.append(summed / max(float(np.linalg.norm(summed)), 1e-12))
-    return np.array(out, dtype=np.float32).reshape(len(out), vectors.shape[1] if len(vectors) else 0)
+    unit = unit_rows(vectors)
+    sums = [
+        unit[rows].sum(axis=0) for query in queries if (rows := [row[text] for text in _parts(query) if text in row])
+    ]
+    return unit_rows(np.array(sums, dtype=np.float32).reshape(len(sums), unit.shape[1] if len(unit) else 0))
 
 
 def describe_queries(queries: Sequence[Query]) -> str:

@@ -146,7 +146,7 @@ class Task:
         if not isinstance(self.default_flow, str) or not self.default_flow:
             raise TaskError(
                 f"Task {self.name!r} names no default flow: set `default_flow` to the flow graph its conversations "
-                "follow when none is named (e.g. default_flow=\"grounded_qa\")."
+                'follow when none is named (e.g. default_flow="grounded_qa").'
             )
         if not isinstance(self.prompts, Prompts):
             raise TaskError(f"Task {self.name!r}: prompts must be a Prompts, got {type(self.prompts).__name__}.")
