@@ -190,7 +190,7 @@ def test_retrieval_finds_the_same_passages_as_chroma_embedding_itself(
 
 
 def test_minilm_vectors_do_not_depend_on_the_batch_a_text_is_in() -> None:
-    """Texts are sorted by token count and padded per batch: each must still get its own vector, in order."""
+    """A text's vector depends on the text alone (activations are quantised per call), in order, whatever its batch."""
     from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
 
     embed = MiniLMEmbeddingFunction()
@@ -200,7 +200,7 @@ def test_minilm_vectors_do_not_depend_on_the_batch_a_text_is_in() -> None:
     alone = np.stack([np.asarray(embed([text]))[0] for text in texts])
     assert together.shape == (len(texts), 384)
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
-    assert (np.sum(together * alone, axis=1) > 0.99).all()
+    assert np.allclose(together, alone, atol=1e-6)
 
 
 def test_a_failure_after_the_model_call_still_reaches_the_caller() -> None:
