@@ -145,3 +145,13 @@ def test_empty_chunk_scores_zero(injection: InjectionDetector) -> None:
     results = injection.score_chunks(["", "   "])
     assert [r.score for r in results] == [0.0, 0.0]
     assert not any(r.flagged for r in results)
+
+
+def test_a_passage_scores_the_same_alone_and_among_others(injection: InjectionDetector) -> None:
+    """Activations are quantised per call: a batch would let neighbours move a score, so `codi scan` and a run could
+    disagree on a passage. Each input runs alone, so the score is the passage's own."""
+    pages = [PAGE.format(insert=text) for text in (*UNSEEN_INJECTIONS[:3], "Bring a pen.", "")]
+    pages.append("A much longer page about opening hours. " * 40)
+    together = [result.score for result in injection.score_chunks(pages)]
+    alone = [injection.score(page).score for page in pages]
+    assert together == alone

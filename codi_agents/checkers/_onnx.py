@@ -1,20 +1,30 @@
-"""A one-logit ONNX classifier on ONNX Runtime, loaded on first use and shared by the checkers."""
+"""ONNX Runtime for codi's int8 models: one input per run, on parallel single-threaded runs.
+
+The int8 models quantise their activations with one scale per call, so in a batch an input's score (or
+vector) would depend on the inputs beside it, and a passage could be flagged in a run but not by `codi scan`.
+Each input is therefore run alone (no padding either), as many runs at once as there are cores (two at most
+by default): measured on 2 cores, this is faster than batches of 16 padded to their longest input.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from codi_agents.checkers._text import PAD_ID, load_tokenizer
+from codi_agents.checkers._text import load_tokenizer
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 MODELS = Path(__file__).parent / "models"
 TOKENIZER_FILE = MODELS / "tokenizer.json"
 
@@ -24,6 +34,35 @@ def model_settings() -> dict[str, Any]:
     """`models/checkers.json`: thresholds and input sizes written by the training's evaluation step."""
     settings: dict[str, Any] = json.loads((MODELS / "checkers.json").read_text(encoding="utf-8"))
     return settings
+
+
+def single_threaded_session(model_path: Path) -> ort.InferenceSession:
+    """A CPU session whose runs use one thread each and never spin while idle."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
+class ParallelRuns:
+    """A pool of `threads` threads for one-input runs; remade in a forked child, which does not inherit threads."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None
+        self._lock = threading.Lock()
+
+    def map(self, run: Callable[[_T], _R], inputs: Sequence[_T]) -> list[_R]:
+        """`run` on each input, in order; a single input runs on the calling thread."""
+        if len(inputs) <= 1:
+            return [run(item) for item in inputs]
+        with self._lock:
+            if self._pool is None or self._pool[0] != os.getpid():
+                self._pool = (os.getpid(), ThreadPoolExecutor(self.threads, thread_name_prefix="codi-onnx"))
+            pool = self._pool[1]
+        return list(pool.map(run, inputs))
 
 
 class OnnxClassifier:
@@ -36,16 +75,14 @@ class OnnxClassifier:
         self._session: ort.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
         self._lock = threading.Lock()
+        self._runs = ParallelRuns(self.threads)
 
     def _load(self) -> tuple[ort.InferenceSession, Tokenizer]:
         with self._lock:
             if self._session is None or self._tokenizer is None:
                 if not self.model_path.is_file():
                     raise FileNotFoundError(f"checker model missing: {self.model_path} (reinstall codi-agents)")
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
-                self._session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+                self._session = single_threaded_session(self.model_path)
                 self._tokenizer = load_tokenizer(str(self.tokenizer_path))
             return self._session, self._tokenizer
 
@@ -54,22 +91,16 @@ class OnnxClassifier:
         """The WordPiece tokenizer (loads the model too on first use)."""
         return self._load()[1]
 
-    def probabilities(self, encoded: list[tuple[list[int], list[int]]], batch_size: int = 16) -> np.ndarray:
-        """Sigmoid of the logit for each encoded input, batched by similar length to limit padding."""
+    def probabilities(self, encoded: Sequence[tuple[list[int], list[int]]]) -> np.ndarray:
+        """Sigmoid of the logit for each encoded input (token ids, token types), each input run alone."""
         session, _ = self._load()
-        out = np.zeros(len(encoded), dtype=np.float32)
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            width = max(len(encoded[i][0]) for i in index)
-            ids = np.full((len(index), width), PAD_ID, dtype=np.int64)
-            types = np.zeros_like(ids)
-            mask = np.zeros_like(ids)
-            for row, i in enumerate(index):
-                tokens, type_ids = encoded[i]
-                ids[row, : len(tokens)] = tokens
-                types[row, : len(tokens)] = type_ids
-                mask[row, : len(tokens)] = 1
-            (logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
-            out[index] = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float32).reshape(-1)))
+
+        def logit(item: tuple[list[int], list[int]]) -> float:
+            ids = np.asarray([item[0]], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.asarray([item[1]])}
+            (logits,) = session.run(["logits"], feeds)
+            return float(np.asarray(logits).reshape(-1)[0])
+
+        logits = np.asarray(self._runs.map(logit, list(encoded)), dtype=np.float32)
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
         return out

@@ -14,7 +14,6 @@ from tokenizers import Tokenizer
 
 CLS_ID = 101
 SEP_ID = 102
-PAD_ID = 0
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _WORD = re.compile(r"[a-z0-9]+")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -49,37 +48,24 @@ class _MiniLM:
     """The loaded tokenizer and ONNX session, and the threads that run it; one per process."""
 
     def __init__(self, threads: int | None, model_path: Path | None = None) -> None:
-        import onnxruntime
         from tokenizers import Tokenizer
+
+        from codi_agents.checkers._onnx import ParallelRuns, single_threaded_session
 
         shipped_model, tokenizer_path = model_files()
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.no_padding()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        path = model_path or shipped_model
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = single_threaded_session(model_path or shipped_model)
         self.input_names = {item.name for item in self.session.get_inputs()}
-        self.parallel_runs = threads or os.cpu_count() or 1
-        self._runs: tuple[int, ThreadPoolExecutor] | None = None
-
-    @property
-    def runs(self) -> ThreadPoolExecutor:
-        """The threads that run the model, made in this process (a forked child does not inherit threads)."""
-        if self._runs is None or self._runs[0] != os.getpid():
-            self._runs = (os.getpid(), ThreadPoolExecutor(self.parallel_runs, thread_name_prefix="codi-minilm"))
-        return self._runs[1]
+        self.runs = ParallelRuns(threads or os.cpu_count() or 1)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors for `texts`, each text run on its own (see the module's docstring)."""
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         tokens = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
-        return np.stack(list(self.runs.map(self._embed_one, tokens)))
+        return np.stack(self.runs.map(self._embed_one, tokens))
 
     def _embed_one(self, token_ids: list[int]) -> np.ndarray:
         ids = np.asarray([token_ids], dtype=np.int64)
