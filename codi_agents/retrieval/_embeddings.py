@@ -50,7 +50,7 @@ class _MiniLM:
     def __init__(self, threads: int | None, model_path: Path | None = None) -> None:
         from tokenizers import Tokenizer
 
-        from codi_agents.checkers._onnx import ParallelRuns, single_threaded_session
+        from codi_agents.checkers._onnx import shared_runs, single_threaded_session
 
         shipped_model, tokenizer_path = model_files()
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -58,7 +58,7 @@ class _MiniLM:
         self.tokenizer.no_padding()
         self.session = single_threaded_session(model_path or shipped_model)
         self.input_names = {item.name for item in self.session.get_inputs()}
-        self.runs = ParallelRuns(threads or os.cpu_count() or 1)
+        self.runs = shared_runs(threads or os.cpu_count() or 1)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors for `texts`, each text run on its own (see the module's docstring)."""
