@@ -31,6 +31,9 @@ With `--embeddings-on-server` (same defaults, median of 3): one process 68.3 req
 `--workers 2` 60.1 (0.094, 78 s, 2.3 GB), i.e. 0.88x; plain asyncio 407 requests/s. Again with codi's own chat
 client (2026-12-02, later, a busier host; load average 0.4 at the start, 7.4 at the end): one process 67.5
 requests/s (69 s, 0.8 GB), `--workers 2` 54.6 (86 s, 2.2 GB), i.e. 0.81x; plain asyncio 321 requests/s.
+With the int8 embedder (2026-12-03, load average 0.4 at the start, defaults, median of 3): one process 63.2
+requests/s (0.099, 74 s, 454 MB), `--workers 2` 58.4 (0.091, 80 s, 1.8 GB), i.e. 0.92x; plain asyncio 266.5
+requests/s (0.42).
 """
 
 from __future__ import annotations
