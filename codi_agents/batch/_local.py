@@ -84,6 +84,6 @@ class LocalSimulation:
         """Chunk and index a document once, however many conversations are about it."""
         future = self._passages.get(document.id)
         if future is None:
-            future = asyncio.ensure_future(asyncio.to_thread(self.session.prepare, document))
+            future = asyncio.ensure_future(self.session.aprepare(document))
             self._passages[document.id] = future
         return await asyncio.shield(future)

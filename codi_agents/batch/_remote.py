@@ -132,7 +132,7 @@ def _index(state: WorkerState, wanted: Sequence[Document | DocRef]) -> IndexCoun
 
 async def _simulate(session: Session, item: Planned[Any], document: Document) -> tuple[str, Any]:
     try:
-        passages = await asyncio.to_thread(session.prepare, document)
+        passages = await session.aprepare(document)
         conversation: Conversation = await session.simulate(
             document, item.persona, item.flow, seed=item.seed, passages=passages
         )

@@ -33,6 +33,7 @@ from codi_agents.llm._models import ModelsArgument, build_role_models, role_inst
 from codi_agents.retrieval._cache import collection_name, index_key, index_parts
 from codi_agents.retrieval._embeddings import default_embedding_function, embedding_identity
 from codi_agents.retrieval._index import DEFAULT_COLLECTION, PassageIndex
+from codi_agents.retrieval._indexing_threads import on_indexing_threads
 from codi_agents.simulation._context import SimulationContext
 from codi_agents.simulation._graph import build_graph, recursion_limit
 from codi_agents.simulation._state import SimulationInput
@@ -56,9 +57,8 @@ class Session:
     ) -> None:
         """`local_server_url` points the embedded roles at an embedded server another process started
         (a batch run's workers share the parent's) instead of starting one. `index_collection` names the
-        passage index's collection (a run's workers use the driver's); default: named by `index_key`.
-
-        An endpoint with a URL and no model name is asked here, once, which model it serves
+        passage index's collection (a run's workers use the driver's); default: named by `index_key`. An
+        endpoint with a URL and no model name is asked here, once, which model it serves
         (`codi_agents.config.with_discovered_models`): the settings and the fingerprint name that model."""
         self._instances = role_instances(models)
         self.settings = with_discovered_models(settings or Settings(), self._instances.keys())
@@ -226,6 +226,10 @@ class Session:
         context.index.add(document, passages)
         return passages
 
+    async def aprepare(self, document: Document) -> list[Passage]:
+        """`prepare`, awaited, on the threads kept for indexing (`retrieval._indexing_threads`)."""
+        return await on_indexing_threads(self.prepare, document)
+
     async def simulate(
         self,
         document: Document,
@@ -241,7 +245,7 @@ class Session:
             self.server.check_alive()
         started = time.perf_counter()
         if passages is None:
-            passages = await asyncio.to_thread(self.prepare, document)
+            passages = await self.aprepare(document)
         state: SimulationInput = {
             "document": document,
             "passages": list(passages),
