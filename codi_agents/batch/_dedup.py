@@ -53,6 +53,8 @@ class NearDuplicates:
                 f"[dedup] num_perm = {config.num_perm} is too few permutations for thresholds {config.threshold} "
                 f"and {config.question_threshold} ({error}); raise num_perm or lower the thresholds."
             ) from error
+        first = MinHash(num_perm=config.num_perm)  # its permutations serve every signature (made once, not per text)
+        self._permutations, self._scheme = first.permutations, first.scheme
         self._question_owner: dict[str, str] = {}
         self.flagged: dict[str, int] = {CONVERSATION_FLAG: 0, QUESTION_FLAG: 0}
 
@@ -106,7 +108,7 @@ class NearDuplicates:
     def _signature(self, shingles: set[bytes]) -> MinHash | None:
         if not shingles:
             return None
-        signature = MinHash(num_perm=self.config.num_perm)
+        signature = MinHash(num_perm=self.config.num_perm, permutations=self._permutations, scheme=self._scheme)
         signature.update_batch(shingles)
         return signature
 
