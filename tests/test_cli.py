@@ -102,3 +102,17 @@ def test_a_redactor_belongs_to_one_command_and_learns_from_its_settings() -> Non
     assert "/home/someone-long" in shown  # only *API_KEY variables are secrets
     second = Redactor.from_environment({})
     assert second.secrets == [] and second("sk-flag-key-0123456789") == "sk-flag-key-0123456789"
+
+
+def test_the_process_freezes_its_objects_before_the_shutdown_collections() -> None:
+    """The interpreter's collections at exit walked every object of a run (0.6-0.8 s); frozen, they skip them."""
+    script = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen at shutdown:', gc.get_freeze_count() > 0))\n"  # runs after codi's
+        "from codi_agents.cli import main\n"
+        "main(['tasks'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "grounded_qa" in result.stdout  # the command's own output is intact
+    assert result.stdout.rstrip().endswith("frozen at shutdown: True")

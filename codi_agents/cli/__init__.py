@@ -6,6 +6,8 @@ settings are wrong, 130 interrupted with Ctrl-C.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import os
 import signal
@@ -60,9 +62,20 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _freeze_before_shutdown() -> None:
+    """Move every object out of the garbage collector's sight just before the interpreter shuts down.
+
+    A run's process holds a few hundred thousand objects (LangChain, pydantic, Chroma, the records), and the
+    collections of interpreter shutdown walked them all: 0.6-0.8 s after a 12 s run had written its last file.
+    Frozen objects are still freed when unreferenced; the process's memory goes back to the system at exit."""
+    gc.freeze()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `codi` console script."""
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    atexit.unregister(_freeze_before_shutdown)  # once, however often `main` is called in one process
+    atexit.register(_freeze_before_shutdown)  # before the command imports anything: runs after their exit handlers
     _register()
     err = Console(stderr=True)
     redactor = Redactor.from_environment(os.environ)  # the command adds its flags' and settings' secrets
