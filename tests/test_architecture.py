@@ -3,12 +3,17 @@
 Every module of `codi_agents` is parsed with `ast`; every import of a `codi_agents` module counts,
 wherever it sits (module level, inside a function, under `if TYPE_CHECKING:`), because a cycle hidden
 behind a deferred import is still a cycle: the modules cannot be understood, tested or moved apart.
+Importing the package leaves the process as it found it (the garbage collector it pauses meanwhile).
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import codi_agents
 
@@ -151,3 +156,12 @@ def closure(graph: dict[str, set[str]], start: str) -> set[str]:
                 seen.add(nxt)
                 todo.append(nxt)
     return seen
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_importing_codi_leaves_the_garbage_collector_as_it_found_it(collecting: bool) -> None:
+    """The import pauses collections (they found no garbage among the modules' objects) and restores the state."""
+    script = f"import gc\nif not {collecting}: gc.disable()\nimport codi_agents\nprint(gc.isenabled())\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(collecting)
