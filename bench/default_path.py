@@ -20,6 +20,10 @@ documents and the same number of conversations:
     both in each repetition, the warm run reusing the cache the cold run just filled; `--cache warm` fills it
     with an unmeasured run first.
 
+codi's modules are byte-compiled first (`compileall`), as `pip install` or a first import leaves them on a user's
+machine: where PYTHONDONTWRITEBYTECODE is set (as on the machine these numbers come from), an editable checkout
+would otherwise compile its sources again in every process (about 0.4 s of each start-up).
+
 Requests are counted by the server (its `answered` counter), so both sides are measured alike.
 Efficiency = requests served / (wall seconds x K / latency): 1.0 means every conversation always had
 a request at the server. CPU ms/request is user+sys of the client's process tree (RUSAGE_CHILDREN);
@@ -31,6 +35,7 @@ nothing is copied into the repository. Numbers depend on the machine's load: com
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -157,14 +162,14 @@ def indexing_rate(docs: Path, limit: int | None = None) -> tuple[int, float, flo
     """Passages per second of the packaged MiniLM over documents_doc2dial_273, chunked as codi chunks.
 
     Twice: the model alone (all passages in one call), and through the passage index as a run
-    indexes (a document per call from 8 threads, gathered by the batcher, stored in Chroma).
+    indexes (a document per call on the run's indexing threads, gathered by the batcher, scanned by the
+    injection detector, stored in Chroma).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from codi_agents.inputs._documents import Document
     from codi_agents.inputs._passages import chunk_document
     from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
     from codi_agents.retrieval._index import PassageIndex
+    from codi_agents.retrieval._indexing_threads import indexing_pool
 
     rows = [json.loads(line) for line in (docs / DOC2DIAL).read_text().splitlines() if line.strip()][:limit]
     documents = [Document(id=r["doc_id"], title=r.get("title") or "", text=r["text"]) for r in rows]
@@ -177,8 +182,7 @@ def indexing_rate(docs: Path, limit: int | None = None) -> tuple[int, float, flo
     model_rate = len(texts) / (time.perf_counter() - started)
     index = PassageIndex.open(embed)
     started = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda item: index.add(*item), chunked))
+    list(indexing_pool().map(lambda item: index.add(*item), chunked))
     index_rate = len(texts) / (time.perf_counter() - started)
     index.close()
     return len(texts), model_rate, index_rate
@@ -197,12 +201,16 @@ def main() -> None:
         help="codi's index cache: fresh per repetition (cold), already filled (warm), or both (default).",
     )  # fmt: skip
     args = parser.parse_args()
+    compileall.compile_dir(str(ROOT / "codi_agents"), quiet=1)  # as an install leaves them (see above)
+    from codi_agents.retrieval._indexing_threads import INDEXING_THREADS
+
     if not args.index_only:
         _side_by_side(args)
     passages, model_rate, index_rate = indexing_rate(args.docs, limit=40 if args.quick else None)
     print(
         f"\nMiniLM indexing, {passages} passages of {DOC2DIAL}: {model_rate:.1f} passages/s (model alone), "
-        f"{index_rate:.1f} passages/s (through the passage index, 8 threads); load average {os.getloadavg()[0]:.1f}"
+        f"{index_rate:.1f} passages/s (through the passage index, {INDEXING_THREADS} indexing threads); "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
 
 
