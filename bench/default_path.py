@@ -27,8 +27,10 @@ would otherwise compile its sources again in every process (about 0.4 s of each 
 Requests are counted by the server (its `answered` counter), so both sides are measured alike.
 Efficiency = requests served / (wall seconds x K / latency): 1.0 means every conversation always had
 a request at the server. CPU ms/request is user+sys of the client's process tree (RUSAGE_CHILDREN);
-peak RSS is sampled over that tree. The MiniLM indexing rate is measured on documents_doc2dial_273
-(chunked as codi chunks). Data is read from `--docs` (default ../shared/data beside the repository);
+peak RSS is sampled over that tree. codi's own account of its CPU (`summary.json`'s `cpu`) splits it into
+start-up (before the conversations start), the ONNX model runs, and the rest, codi's own work per request.
+The MiniLM indexing rate is measured on documents_doc2dial_273 (chunked as codi chunks). Data is read from
+`--docs` (default ../shared/data beside the repository);
 nothing is copied into the repository. Numbers depend on the machine's load: compare ratios from one run.
 """
 
@@ -77,6 +79,14 @@ class Measured:
     wall: float
     cpu: float
     peak_rss: int
+    split: dict[str, Any] | None = None
+    """codi's own account of its CPU (`summary.json`'s `cpu`): start-up, model runs, the whole process."""
+
+    def own_cpu(self) -> float:
+        """CPU seconds after start-up outside the model runs: codi's own work (the issue's "own CPU")."""
+        assert self.split is not None
+        split = self.split
+        return float(split["process_seconds"] - split["at_start_seconds"] - sum(split["model_seconds"].values()))
 
     @property
     def rate(self) -> float:
@@ -141,20 +151,22 @@ def _one_repetition(
 
     index = Path(tempfile.mkdtemp(prefix="codi-index-", dir=folder))  # a fresh cache for this repetition
 
-    def codi() -> list[str]:
+    def codi() -> Measured:
         out = Path(tempfile.mkdtemp(prefix="codi-run-", dir=folder))
         command = [sys.executable, "-m", "codi_agents", "run", str(corpus), "--out", str(out), "--n", str(n)]
         command += ["-k", str(k), "--base-url", server.base_url, "--model", server.model, "--api-key", "fake"]
-        return [*command, "--index", str(index)]
+        measured = measure([*command, "--index", str(index)], server, env)
+        measured.split = json.loads((out / "summary.json").read_text())["cpu"]
+        return measured
 
     with FakeOpenAIServer(latency=latency, process=True) as server:
         base = [sys.executable, str(Path(__file__).resolve().parent / "plain_client.py"), str(corpus)]
         base += ["--base-url", server.base_url, "--model", server.model, "--n", str(n), "--k", str(k)]
         measured = {"baseline": measure(base, server, env)}
         if cache == "warm":
-            measure(codi(), server, env)  # fills the cache; not measured
+            codi()  # fills the cache; not measured
         for side in CACHES[cache]:
-            measured[f"codi {side}"] = measure(codi(), server, env)
+            measured[f"codi {side}"] = codi()
         return measured
 
 
@@ -227,6 +239,7 @@ def _side_by_side(args: argparse.Namespace) -> None:
     columns = ["K", "conversations / documents", "baseline eff."]
     columns += [f"{side} eff." for side in codi_sides] + [f"{side} / baseline" for side in codi_sides]
     columns += [f"{label} ({' / '.join(name.replace('baseline', 'base') for name in sides)})" for label in LABELS]
+    columns += [f"{label} ({' / '.join(codi_sides)})" for label in CODI_LABELS]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns), flush=True)
     with tempfile.TemporaryDirectory(prefix="codi-bench-") as tmp:
@@ -238,6 +251,9 @@ def _side_by_side(args: argparse.Namespace) -> None:
 
 
 LABELS = ("requests", "CPU ms/req", "peak RSS MB", "wall s")
+CODI_LABELS = ("codi's own CPU ms/req after start-up", "model CPU ms/req", "start-up CPU s")
+"""From codi's `summary.json`: its CPU outside start-up and the model runs, the models' (embedder, detector,
+faithfulness checker), and the process's CPU before the conversations started."""
 
 
 def _print_row(
@@ -259,11 +275,19 @@ def _print_row(
         "peak RSS MB": (lambda m: m.peak_rss / 1e6, "{:.0f}"),
         "wall s": (lambda m: m.wall, "{:.1f}"),
     }
+    codi_values = {
+        CODI_LABELS[0]: (lambda m: 1000 * m.own_cpu() / max(m.requests, 1), "{:.1f}"),
+        CODI_LABELS[1]: (lambda m: 1000 * sum(m.split["model_seconds"].values()) / max(m.requests, 1), "{:.1f}"),
+        CODI_LABELS[2]: (lambda m: m.split["at_start_seconds"], "{:.2f}"),
+    }
     cells = [str(k), f"{n} / {count} ({name.split('_')[1]})", f"{eff['baseline']:.2f}"]
     cells += [f"{eff[side]:.2f}" for side in sides[1:]] + [f"**{ratio[side]:.2f}**" for side in sides[1:]]
     for label in LABELS:
         value, form = values[label]
         cells.append(" / ".join(form.format(median(side, value)) for side in sides))
+    for label in CODI_LABELS:
+        value, form = codi_values[label]
+        cells.append(" / ".join(form.format(median(side, value)) for side in sides[1:]))
     print("| " + " | ".join(cells) + " |", flush=True)
 
 

@@ -16,6 +16,7 @@ from test_documents import minimal_pdf
 
 from codi_agents import iter_conversations, run
 from codi_agents.batch import RunDirectoryError
+from codi_agents.checkers._onnx import model_cpu_seconds
 from codi_agents.errors import EndpointDownError
 from codi_agents.testing import HashingEmbeddingFunction, ScriptedChatModel, scripted_models
 from codi_agents.testing._scripted import scripted_user
@@ -78,6 +79,15 @@ def test_a_run_writes_records_manifest_and_summary(tmp_path: Path) -> None:
     index = manifest["index"]  # the shared cache (the test's CODI_CACHE_DIR), not the run directory
     assert index["kind"] == "shared" and index["location"] == str(tmp_path / "codi-cache" / "index" / index["key"])
     assert summary["index"]["location"] == index["location"] and not (out / "index").exists()
+
+
+def test_the_summary_says_where_the_process_spent_its_cpu(tmp_path: Path) -> None:
+    """Start-up, the models (the injection detector scores every passage indexed) and the rest, in CPU seconds."""
+    before = model_cpu_seconds().get("injection", 0.0)
+    summary = batch(tmp_path / "out", n=4)
+    cpu = summary["cpu"]
+    assert cpu["process_seconds"] >= cpu["at_start_seconds"] > 0
+    assert cpu["model_seconds"]["injection"] > before  # this run's passages were scanned, and counted
 
 
 def test_resume_skips_what_is_done_and_a_larger_n_extends_the_run(tmp_path: Path) -> None:

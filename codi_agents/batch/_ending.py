@@ -7,6 +7,7 @@ reaches the run directory.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,12 +19,13 @@ from codi_agents.batch._outcome import Outcomes
 from codi_agents.batch._prepare import PreparedRun, session_endpoints
 from codi_agents.batch._progress import Snapshot
 from codi_agents.batch._summary import Tally, build_summary, document_counts
+from codi_agents.checkers._onnx import model_cpu_seconds
 from codi_agents.config._run_config import RunConfig
 from codi_agents.llm._limits import EndpointSnapshot
 from codi_agents.retrieval._index_counts import IndexCounts
 from codi_agents.rundir._files import dump_json, write_atomic
 from codi_agents.rundir._layout import RunLayout
-from codi_agents.rundir._models import IndexSummary, RequestCounts, RunManifest, RunStatus, RunSummary
+from codi_agents.rundir._models import CpuSummary, IndexSummary, RequestCounts, RunManifest, RunStatus, RunSummary
 
 
 def run_snapshot(
@@ -98,6 +100,11 @@ def finish_files(
         prices={str(role): price for role, price in config.prices.items()},
         stopped_because=stopped_because,
         index=_index_summary(prepared, remote_index),
+        cpu=CpuSummary(
+            process_seconds=round(time.process_time(), 3),
+            at_start_seconds=round(prepared.cpu_at_start, 3),
+            model_seconds={model: round(seconds, 3) for model, seconds in sorted(model_cpu_seconds().items())},
+        ),
     )
     if prepared.layout is not None and prepared.manifest is not None:
         _write(prepared.layout.summary, summary, secrets)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,8 @@ class PreparedRun:
     """Conversations already on disk when this session started."""
     index: IndexPlacement | None = None
     """The passage index the session uses (a shared cache entry is held until `release_index`)."""
+    cpu_at_start: float = 0.0
+    """The process's CPU seconds once the run was ready to start its conversations."""
 
     def release_index(self) -> None:
         """Let other runs use the shared cache entry (the session's index must be closed first)."""
@@ -186,6 +189,7 @@ async def prepare_run(
                 ),
             )
             prepared.manifest = session_ended(made, "running", finished=prepared.tally.finished, wall_seconds=None)
+        prepared.cpu_at_start = time.process_time()
         return prepared
     except BaseException:
         if planned is not None:

@@ -20,6 +20,7 @@ from codi_agents.config._run_config import Price
 from codi_agents.rundir._groups import AcceptanceByGroup
 from codi_agents.rundir._models import (
     CostEstimate,
+    CpuSummary,
     DocumentCounts,
     IndexSummary,
     NearDuplicateCounts,
@@ -131,6 +132,7 @@ def build_summary(
     prices: Mapping[str, Price],
     stopped_because: str | None = None,
     index: IndexSummary | None = None,
+    cpu: CpuSummary | None = None,
 ) -> RunSummary:
     """The summary as written to summary.json. `wall_seconds` covers every session of the run directory;
     `conversations_per_minute` is this session's pace."""
@@ -164,6 +166,7 @@ def build_summary(
         documents=documents,
         near_duplicates=near_duplicates,
         index=index,
+        cpu=cpu,
     )
 
 

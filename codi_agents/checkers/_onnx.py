@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -48,6 +49,28 @@ def single_threaded_session(model_path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
 
 
+_model_seconds: dict[str, float] = {}
+_model_seconds_lock = threading.Lock()
+
+
+def timed_run(model: str, session: ort.InferenceSession, outputs: list[str] | None, feeds: dict[str, Any]) -> Any:
+    """`session.run`, its CPU time added to `model`'s in `model_cpu_seconds` (a single-threaded session runs on the
+    calling thread, so that thread's CPU time is the run's)."""
+    started = time.thread_time()
+    try:
+        return session.run(outputs, feeds)
+    finally:
+        spent = time.thread_time() - started
+        with _model_seconds_lock:
+            _model_seconds[model] = _model_seconds.get(model, 0.0) + spent
+
+
+def model_cpu_seconds() -> dict[str, float]:
+    """CPU seconds this process has spent running each model (`embedder`, `injection`, `faithfulness`)."""
+    with _model_seconds_lock:
+        return dict(_model_seconds)
+
+
 class ParallelRuns:
     """A pool of `threads` threads for one-input runs; remade in a forked child, which does not inherit threads."""
 
@@ -79,6 +102,8 @@ class OnnxClassifier:
 
     def __init__(self, model_path: Path, tokenizer_path: Path = TOKENIZER_FILE, threads: int | None = None) -> None:
         self.model_path = model_path
+        self.name = model_path.name.split(".")[0]
+        """What `model_cpu_seconds` calls it: the file's name without suffixes (`injection`, `faithfulness`)."""
         self.tokenizer_path = tokenizer_path
         self.threads = threads or os.cpu_count() or 1
         self._session: ort.InferenceSession | None = None
@@ -107,7 +132,7 @@ class OnnxClassifier:
         def logit(item: tuple[list[int], list[int]]) -> float:
             ids = np.asarray([item[0]], dtype=np.int64)
             feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.asarray([item[1]])}
-            (logits,) = session.run(["logits"], feeds)
+            (logits,) = timed_run(self.name, session, ["logits"], feeds)
             return float(np.asarray(logits).reshape(-1)[0])
 
         logits = np.asarray(self._runs.map(logit, list(encoded)), dtype=np.float32)

@@ -50,7 +50,7 @@ class _MiniLM:
     def __init__(self, threads: int | None, model_path: Path | None = None) -> None:
         from tokenizers import Tokenizer
 
-        from codi_agents.checkers._onnx import shared_runs, single_threaded_session
+        from codi_agents.checkers._onnx import shared_runs, single_threaded_session, timed_run
 
         shipped_model, tokenizer_path = model_files()
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -59,6 +59,7 @@ class _MiniLM:
         self.session = single_threaded_session(model_path or shipped_model)
         self.input_names = {item.name for item in self.session.get_inputs()}
         self.runs = shared_runs(threads or os.cpu_count() or 1)
+        self.timed_run = timed_run
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors for `texts`, each text run on its own (see the module's docstring)."""
@@ -72,7 +73,7 @@ class _MiniLM:
         feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         if "token_type_ids" in self.input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden: np.ndarray = self.session.run(None, feeds)[0][0]
+        hidden: np.ndarray = self.timed_run("embedder", self.session, None, feeds)[0][0]
         pooled = hidden.mean(axis=0)
         unit: np.ndarray = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
         return unit

@@ -223,6 +223,18 @@ class IndexSummary(IndexRecord):
     )
 
 
+class CpuSummary(_Record):
+    """Where this session's process spent its CPU (with Ray workers: the driver's only)."""
+
+    process_seconds: float = Field(description="User + system CPU of the process so far (every thread, start-up too).")
+    at_start_seconds: float = Field(
+        description="The process's CPU when the conversations started: imports, the plan, opening the index and models."
+    )
+    model_seconds: dict[str, float] = Field(
+        description="CPU in the process's ONNX model runs, by model (`embedder`, `injection`, `faithfulness`)."
+    )
+
+
 class RunSummary(_Record):
     """`summary.json`: the run's statistics over every session of the run directory."""
 
@@ -251,3 +263,4 @@ class RunSummary(_Record):
     index: IndexSummary | None = Field(
         default=None, description="This session's passage index (absent from older runs' files)."
     )
+    cpu: CpuSummary | None = Field(default=None, description="This session's CPU (absent from older runs' files).")
