@@ -43,6 +43,7 @@ from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import chunk_document
 from codi_agents.llm._models import ModelsArgument
 from codi_agents.retrieval._index_counts import IndexCounts
+from codi_agents.retrieval._indexing_threads import on_indexing_threads
 from codi_agents.simulation._session import Session
 
 INDEX = "index"
@@ -92,7 +93,7 @@ def build_worker(spec: WorkerSpec) -> WorkerState:
 async def process_chunk(state: WorkerState, chunk: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """Do a chunk of items (all of one kind); a result per item, in any order."""
     if chunk and chunk[0][1][0] == INDEX:
-        return [(item_id, ("ok", await asyncio.to_thread(_index, state, payload))) for item_id, (_, payload) in chunk]
+        return [(item_id, ("ok", await on_indexing_threads(_index, state, payload))) for item_id, (_, payload) in chunk]
     planned: list[Planned[Any]] = [payload for _, (_, payload) in chunk]
     documents = await asyncio.to_thread(_documents, state, [item.document for item in planned])
     simulations = (_simulate(state.session, item, doc) for item, doc in zip(planned, documents, strict=True))
