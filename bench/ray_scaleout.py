@@ -33,7 +33,9 @@ client (2026-12-02, later, a busier host; load average 0.4 at the start, 7.4 at 
 requests/s (69 s, 0.8 GB), `--workers 2` 54.6 (86 s, 2.2 GB), i.e. 0.81x; plain asyncio 321 requests/s.
 With the int8 embedder (2026-12-03, load average 0.4 at the start, defaults, median of 3): one process 63.2
 requests/s (0.099, 74 s, 454 MB), `--workers 2` 58.4 (0.091, 80 s, 1.8 GB), i.e. 0.92x; plain asyncio 266.5
-requests/s (0.42).
+requests/s (0.42). Later that day, documents indexed on their own threads (load average 1.2 at the start): one
+process 54.2 requests/s (0.085, 86 s, 438 MB), `--workers 2` 50.8 (0.079, 92 s, 1.9 GB), i.e. 0.94x; plain asyncio
+227.4 (0.355).
 """
 
 from __future__ import annotations
