@@ -72,22 +72,26 @@ def model_cpu_seconds() -> dict[str, float]:
 
 
 class ParallelRuns:
-    """A pool of `threads` threads for one-input runs; remade in a forked child, which does not inherit threads."""
+    """A pool of `threads` threads; remade in a forked child, which does not inherit threads."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, name: str = "codi-onnx") -> None:
         self.threads = threads
+        self.name = name
         self._pool: tuple[int, ThreadPoolExecutor] | None = None
         self._lock = threading.Lock()
+
+    def executor(self) -> ThreadPoolExecutor:
+        """This process's threads of the pool."""
+        with self._lock:
+            if self._pool is None or self._pool[0] != os.getpid():
+                self._pool = (os.getpid(), ThreadPoolExecutor(self.threads, thread_name_prefix=self.name))
+            return self._pool[1]
 
     def map(self, run: Callable[[_T], _R], inputs: Sequence[_T]) -> list[_R]:
         """`run` on each input, in order; a single input runs on the calling thread."""
         if len(inputs) <= 1:
             return [run(item) for item in inputs]
-        with self._lock:
-            if self._pool is None or self._pool[0] != os.getpid():
-                self._pool = (os.getpid(), ThreadPoolExecutor(self.threads, thread_name_prefix="codi-onnx"))
-            pool = self._pool[1]
-        return list(pool.map(run, inputs))
+        return list(self.executor().map(run, inputs))
 
 
 @cache

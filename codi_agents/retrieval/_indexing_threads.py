@@ -14,27 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from codi_agents.checkers._onnx import ParallelRuns
 
 INDEXING_THREADS = 2
 """Documents indexed at once in a process."""
 
 _Result = TypeVar("_Result")
-_pools: dict[int, ThreadPoolExecutor] = {}
-_lock = threading.Lock()
+_indexing = ParallelRuns(INDEXING_THREADS, name="codi-indexing")
 
 
 def indexing_pool() -> ThreadPoolExecutor:
     """This process's indexing threads (a forked child makes its own)."""
-    with _lock:
-        pool = _pools.get(os.getpid())
-        if pool is None:
-            pool = _pools[os.getpid()] = ThreadPoolExecutor(INDEXING_THREADS, thread_name_prefix="codi-indexing")
-        return pool
+    return _indexing.executor()
 
 
 async def on_indexing_threads(function: Callable[..., _Result], *args: object) -> _Result:
