@@ -1,7 +1,8 @@
 """`codi run` with Ray workers on a real local cluster, against the fake OpenAI-compatible server.
 
 A 2-worker run writes every planned conversation once through the driver's writer (summary, manifest
-and the workers' requests counted); a worker killed with SIGKILL mid-run has its conversations done by the
+and the workers' requests counted; a later run over the same index finds the critic's passage-sentence
+vectors the workers kept); a worker killed with SIGKILL mid-run has its conversations done by the
 other, each written exactly once, and so has a worker that hangs (killed after the chunk timeout). The
 requests in flight to an endpoint stay within its max_concurrency across both workers, and a 429 on
 one worker lowers the limits of both. One cluster (2 CPUs, no dashboard) serves the module: starting
@@ -107,6 +108,10 @@ def test_two_workers_write_every_planned_conversation_once_through_the_driver(
     assert resumed["finished_this_session"] == 0 and written_ids(out) == ids
     assert resumed["index"]["passages_embedded"] == 0  # the corpus is found indexed, nothing embedded again
     assert resumed["index"]["passages_reused"] == checked.index.passages_embedded > 0
+    assert checked.index.sentence_vectors_kept > 0  # the workers kept the critic's passage sentences
+    again = run(CORPUS, tmp_path / "again", n=10, concurrency=8, **options(server))  # a new run, same index
+    assert again["index"]["sentence_vectors_reused"] > 0  # found kept: not embedded again
+    assert again["index"]["sentence_vectors_kept"] < checked.index.sentence_vectors_kept
 
 
 def test_a_worker_killed_with_sigkill_has_its_conversations_done_by_the_other(

@@ -9,7 +9,8 @@ asyncio workers). What moves to the workers is the simulation: each Ray actor ho
   a `ChromaServer` started here over the folder the run chose (`_index_choice`: the shared cache entry,
   which this process holds, by default), stopped at the end, never orphaned. Workers index the
   corpus in slices first (each document sent once; in parallel, since embedding is the costly part;
-  documents indexed already are only counted), then simulate.
+  documents indexed already are only counted), then simulate. Workers on a local cluster keep the critic's
+  passage-sentence vectors in that folder too, so a later run over the corpus embeds none of them again.
 - **Requests in flight**: the driver keeps each remote endpoint's limit for the whole cluster and
   shares it out among the workers (`batch._shares`): the shares never add up to more than the
   endpoint's `max_concurrency`, a 429 on any worker lowers them all, a quiet period raises them again.
@@ -120,8 +121,10 @@ class ClusterRun:
         self.limits: SharedLimits | None = None
         """Each shared endpoint's limit of requests in flight, for all workers (once started)."""
         self._usage: dict[int, dict[str, EndpointSnapshot]] = {}
-        self.index_counts = IndexCounts()
+        self._indexed = IndexCounts()
         """What the workers' indexing embedded, and what it found indexed already."""
+        self._sentences: dict[int, tuple[int, int]] = {}
+        """Each worker's passage-sentence vectors kept and found kept, as last reported."""
         self._owns_cluster = False
 
     def before_open(self, planned: RunPlan, layout: RunLayout | None) -> None:
@@ -159,6 +162,7 @@ class ClusterRun:
             source=planned.source,
             local_server_url=session.server.base_url if session.server is not None else None,
             index_collection=session.index_collection,
+            sentence_folder=str(self.chroma.path) if self.chroma is not None else None,
         )
         per_worker = math.ceil(self.config.concurrency / self.cluster.workers)
         chunk = max(1, min(MAX_CHUNK, per_worker // 4))
@@ -191,8 +195,8 @@ class ClusterRun:
         pool = self._pool()
         results = iter(pool.run(slices))
         while (result := await asyncio.to_thread(next, results, None)) is not None:
-            self.index_counts += result[1][1]
-        counts = self.index_counts
+            self._indexed += result[1][1]
+        counts = self._indexed
         logger.info(
             "indexed %d documents, %d passages (%d documents were indexed already)",
             counts.documents_embedded, counts.passages_embedded, counts.documents_reused,
@@ -250,8 +254,18 @@ class ClusterRun:
         """The workers' endpoint counters, as last reported (a dead worker's last report stays)."""
         return [snapshot for per_worker in self._usage.values() for snapshot in per_worker.values()]
 
-    def _note_usage(self, pid: int, snapshots: list[EndpointSnapshot]) -> None:
+    @property
+    def index_counts(self) -> IndexCounts:
+        """What the workers' indexing embedded or found indexed, and the sentence vectors they kept or reused."""
+        counts = IndexCounts(**vars(self._indexed))
+        counts.sentence_vectors_kept = sum(kept for kept, _ in self._sentences.values())
+        counts.sentence_vectors_reused = sum(reused for _, reused in self._sentences.values())
+        return counts
+
+    def _note_usage(self, pid: int, snapshots: list[EndpointSnapshot], sentences: tuple[int, int]) -> None:
         # chunks of one worker may come back out of order: keep the report with the most requests
+        kept, reused = self._sentences.get(pid, (0, 0))
+        self._sentences[pid] = (max(kept, sentences[0]), max(reused, sentences[1]))
         known = self._usage.setdefault(pid, {})
         for snapshot in snapshots:
             previous = known.get(snapshot.key)

@@ -14,8 +14,9 @@ A result is `(kind, value, usage)`: `("ok", Conversation)`, or `(kind, (error ty
 `stop` (an endpoint is down or the embedded model died: the run stops), `failed` (this conversation
 only: server errors after retries) or `error` (an unexpected error; the driver counts them in a row).
 Errors travel as their name and message: exception classes with custom constructors do not always
-survive pickling. `usage` is (process id, the worker's endpoint snapshots): the driver adds the workers'
-requests and tokens to its progress and summary. Nothing here writes the run directory; the driver does.
+survive pickling. `usage` is (process id, the worker's endpoint snapshots, the passage-sentence vectors it has kept
+and found kept so far): the driver adds the workers' requests, tokens and sentence vectors to its progress and
+summary. Nothing here writes the run directory; the driver does.
 
 Between chunks the driver sends each worker its shares of the endpoints' requests in flight
 (`exchange_limits`, see `batch._shares`); the worker answers with its limiters' counters.
@@ -65,6 +66,9 @@ class WorkerSpec:
     """The driver's embedded model server, for roles served by the embedded model (a local cluster only)."""
     index_collection: str | None = None
     """The driver's passage index collection on the shared Chroma server."""
+    sentence_folder: str | None = None
+    """The data folder of the Chroma server codi started on this machine (a local cluster): workers keep the
+    critic's passage-sentence vectors there, as a run without workers keeps them beside its index."""
 
 
 @dataclass
@@ -87,6 +91,8 @@ def build_worker(spec: WorkerSpec) -> WorkerState:
         index_collection=spec.index_collection,
     )
     session.open()
+    if spec.sentence_folder and session.context is not None:
+        session.context.index.keep_sentences(spec.sentence_folder)
     return WorkerState(session, spec.source)
 
 
@@ -98,7 +104,7 @@ async def process_chunk(state: WorkerState, chunk: Sequence[tuple[str, Any]]) ->
     documents = await asyncio.to_thread(_documents, state, [item.document for item in planned])
     simulations = (_simulate(state.session, item, doc) for item, doc in zip(planned, documents, strict=True))
     outcomes = await asyncio.gather(*simulations)
-    usage = (os.getpid(), [endpoint.snapshot() for endpoint in session_endpoints(state.session)])
+    usage = (os.getpid(), [endpoint.snapshot() for endpoint in session_endpoints(state.session)], _sentences(state))
     return [(item.id, (*outcome, usage)) for item, outcome in zip(planned, outcomes, strict=True)]
 
 
@@ -116,6 +122,15 @@ def _documents(state: WorkerState, wanted: Sequence[Document | DocRef]) -> list[
         raise RunError("A worker was sent corpus references but holds no corpus to read them from.")
     read = iter(state.source.read(refs))
     return [item if isinstance(item, Document) else next(read) for item in wanted]
+
+
+def _sentences(state: WorkerState) -> tuple[int, int]:
+    """The passage-sentence vectors this worker has kept and found kept, so far."""
+    context = state.session.context
+    if context is None:
+        return 0, 0
+    counts = context.index.counts
+    return counts.sentence_vectors_kept, counts.sentence_vectors_reused
 
 
 def _index(state: WorkerState, wanted: Sequence[Document | DocRef]) -> IndexCounts:

@@ -26,6 +26,7 @@ import json
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlparse
@@ -117,8 +118,13 @@ class PassageIndex:
         markers = client.get_or_create_collection(f"{collection}{MARKERS_SUFFIX}", embedding_function=None)
         index = cls(client, handle, markers, batcher_for(embedding_function), ephemeral=ephemeral)
         if path and not url:  # a folder on this machine: the critic's passage sentences are kept beside it
-            index.sentence_store = index.embedder.store = VectorStore.beside(path, collection)
+            index.keep_sentences(path)
         return index
+
+    def keep_sentences(self, folder: str | Path) -> None:
+        """Keep the critic's passage-sentence vectors in `folder` (an index's folder on this machine), so later
+        runs over this index do not embed them again."""
+        self.sentence_store = self.embedder.store = VectorStore.beside(folder, self.collection.name)
 
     def add(self, document: Document, passages: Sequence[Passage]) -> bool:
         """Index a document's passages unless this text is indexed completely already; True when it was added.
@@ -253,10 +259,8 @@ class PassageIndex:
 
 
 def flag_detected_injections(passages: Sequence[Passage]) -> None:
-    """Add `DETECTOR_FLAG` to the passages the trained detector flags: once per passage, when it is indexed.
-
-    The flag is stored with the passage, so retrieval hands it to the prompts and the critic at no cost per turn.
-    """
+    """Add `DETECTOR_FLAG` to the passages the trained detector flags, once, when indexed (stored with the
+    passage, so retrieval hands it to the prompts and the critic at no cost per turn)."""
     for passage, verdict in zip(passages, detect_injections([passage.text for passage in passages]), strict=True):
         if verdict.flagged and DETECTOR_FLAG not in passage.flags:
             passage.flags.append(DETECTOR_FLAG)
