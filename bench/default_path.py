@@ -195,6 +195,7 @@ def indexing_rate(docs: Path, limit: int | None = None) -> tuple[int, float, flo
     index = PassageIndex.open(embed)
     started = time.perf_counter()
     list(indexing_pool().map(lambda item: index.add(*item), chunked))
+    index.flush()  # every passage in Chroma
     index_rate = len(texts) / (time.perf_counter() - started)
     index.close()
     return len(texts), model_rate, index_rate

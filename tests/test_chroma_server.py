@@ -43,6 +43,7 @@ def test_an_index_on_the_started_server_is_shared_and_the_server_stops(tmp_path:
         pid = server.process.pid if server.process else -1
         writer = PassageIndex.open(HashingEmbeddingFunction(), url=server.url)
         assert writer.add(document, chunk_document(document)) is True
+        writer.flush()  # written to the server (a worker flushes each indexed slice)
         reader = PassageIndex.open(HashingEmbeddingFunction(), url=server.url)  # another client, as another worker
         assert reader.add(document, chunk_document(document)) is False
         found = reader.search(document, ["change of address within ten days"], 1)

@@ -173,6 +173,7 @@ def test_retrieval_finds_the_same_passages_as_chroma_embedding_itself(
     index = PassageIndex.open(embedding, path=str(tmp_path))
     for item in (document, wiki_document):
         index.add(item, chunk_document(item, chunk_size=200, chunk_overlap=0))
+    index.flush()  # Chroma's own search below needs the passages written
     questions = [
         (document, ["How long do I have to report a change of address?"]),
         (document, ["Can I do it online?", "How long do I have to report a change of address? Can I do it online?"]),

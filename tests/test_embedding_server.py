@@ -175,6 +175,7 @@ def test_an_index_reopens_with_its_model_and_refuses_another(server: FakeOpenAIS
     index = PassageIndex.open(server_function(server.base_url), path=path)
     assert index.add(document, passages)
     assert index.search(document, ["who issues number plates?"], 2)
+    index.flush()
 
     again = PassageIndex.open(server_function(server.base_url), path=path)
     assert not again.add(document, passages)  # same model: nothing embedded again
@@ -189,6 +190,7 @@ def test_an_index_of_vectors_of_another_size_names_both_sizes(tmp_path: Path) ->
         index = PassageIndex.open(server_function(first.base_url), path=str(tmp_path / "index"))
         document = Document(id="d", title="D", text="Plates and licences. " * 20)
         index.add(document, chunk_document(document, chunk_size=200, chunk_overlap=0))
+        index.flush()
     with FakeOpenAIServer(embedding_dimensions=32) as resized, pytest.raises(ConfigError) as caught:
         PassageIndex.open(server_function(resized.base_url), path=str(tmp_path / "index"))
     assert "holds vectors of size 48" in str(caught.value) and "makes vectors of size 32" in str(caught.value)
@@ -202,6 +204,7 @@ def test_chroma_reopens_the_collection_with_the_key_from_the_environment_never_s
     index = PassageIndex.open(server_function(server.base_url), path=str(path))
     document = Document(id="d", title="D", text="Plates and licences at the office. " * 20)
     index.add(document, chunk_document(document, chunk_size=200, chunk_overlap=0))
+    index.flush()
     assert not [p for p in path.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
 
     monkeypatch.setenv(API_KEY_VARIABLE, KEY)

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from codi_agents import Document
+from codi_agents.errors import RunError
 from codi_agents.inputs._passages import Passage, chunk_document
+from codi_agents.retrieval import _index_writer as index_writer
 from codi_agents.retrieval._document_vectors import DocumentVectors
 from codi_agents.retrieval._index import PassageIndex
 from codi_agents.testing import HashingEmbeddingFunction
@@ -36,7 +39,7 @@ def test_passage_ids_are_stable_and_searches_stay_in_their_document(
 def test_persisted_collection_reopens_with_its_embedding_function(tmp_path: Path, document: Document) -> None:
     index = PassageIndex.open(HashingEmbeddingFunction(dimensions=128), path=str(tmp_path))
     index.add(document, chunk_document(document))
-    del index
+    index.close()  # writes what the index writer holds, lets go of the folder
     reopened = PassageIndex.open(HashingEmbeddingFunction(dimensions=128), path=str(tmp_path))
     assert reopened.add(document, chunk_document(document)) is False
     config = reopened.collection.configuration_json["embedding_function"]
@@ -65,6 +68,7 @@ def test_a_minilm_index_reopens_from_disk_with_no_embedding_function_given(tmp_p
 
     index = PassageIndex.open(MiniLMEmbeddingFunction(), path=str(tmp_path))
     index.add(document, chunk_document(document))
+    index.flush()
     name, settings = index.collection.name, index.client.get_settings()
     del index
     client = chromadb.PersistentClient(path=str(tmp_path), settings=settings)
@@ -74,8 +78,11 @@ def test_a_minilm_index_reopens_from_disk_with_no_embedding_function_given(tmp_p
     assert (found["metadatas"] or [[]])[0][0]["index"] == 1
 
 
-def test_a_document_is_read_from_chroma_once_however_often_it_is_searched(document: Document) -> None:
-    index = PassageIndex.open(HashingEmbeddingFunction())
+def test_a_document_is_read_from_chroma_once_however_often_it_is_searched(tmp_path: Path, document: Document) -> None:
+    writing = PassageIndex.open(HashingEmbeddingFunction(), path=str(tmp_path))
+    writing.add(document, chunk_document(document))
+    writing.close()
+    index = PassageIndex.open(HashingEmbeddingFunction(), path=str(tmp_path))  # another run over the same folder
     reads: list[str] = []
     stored = index._stored
 
@@ -84,15 +91,57 @@ def test_a_document_is_read_from_chroma_once_however_often_it_is_searched(docume
         return stored(key)
 
     index._documents.load = counted
-    assert index.search(document, ["change of address"], 2) == []  # not indexed yet: nothing, and not remembered
-    index.add(document, chunk_document(document))
     for query in ["change of address", "ten days", "suspension order"]:
         found = index.search(document, [query], 2)
         assert len(found) == 2
         found[0].flags.append("changed by the caller")  # a copy: the kept passages stay as stored
-    assert len(reads) == 2
+    assert len(reads) == 1
     assert all("changed by the caller" not in passage.flags for passage in index.passages(document))
     index.close()
+
+
+def test_a_document_just_indexed_is_searched_before_chroma_has_it_and_written_with_others(
+    document: Document, wiki_document: Document, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_writer, "LINGER_SECONDS", 60.0)  # the writer waits for more until flushed
+    index = PassageIndex.open(HashingEmbeddingFunction())
+    assert index.search(document, ["change of address"], 2) == []  # not indexed: nothing, and not remembered
+    upserts: list[int] = []
+    upsert = index.collection.upsert
+
+    def counted(**records: Any) -> None:
+        upserts.append(len(records["ids"]))
+        upsert(**records)
+
+    index.collection.upsert = counted  # type: ignore[method-assign]
+    sizes = [len(chunk_document(document)), len(chunk_document(wiki_document))]
+    index.add(document, chunk_document(document))
+    index.add(wiki_document, chunk_document(wiki_document))
+    assert [p.index for p in index.search(document, ["change of address within ten days"], 1)] == [1]
+    assert index.collection.count() == 0 and not index.is_complete(document)  # searched from memory
+    index.flush()
+    assert upserts == [sum(sizes)]  # both documents' passages in one call
+    assert index.collection.count() == sum(sizes) and index.is_complete(document) and index.is_complete(wiki_document)
+    index.close()
+
+
+def test_a_failed_write_is_raised_and_leaves_the_document_not_indexed(tmp_path: Path, document: Document) -> None:
+    index = PassageIndex.open(HashingEmbeddingFunction(), path=str(tmp_path))
+
+    def full_disk(**records: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    index.markers.upsert = full_disk  # type: ignore[method-assign]
+    index.add(document, chunk_document(document))
+    with pytest.raises(RunError, match=r"Writing the passage index failed.*No space left"):
+        index.flush()
+    with pytest.raises(RunError, match="indexes them again"):
+        index.add(document.model_copy(update={"text": document.text + " More."}), chunk_document(document))
+    assert index.collection.count() > 0 and not index.is_complete(document)  # passages written, no marker
+    index.close()  # logs the failure, still lets go of the folder
+    again = PassageIndex.open(HashingEmbeddingFunction(), path=str(tmp_path))
+    assert again.add(document, chunk_document(document)) is True  # indexed again: not counted as done
+    again.close()
 
 
 def test_the_documents_kept_in_memory_are_bounded() -> None:

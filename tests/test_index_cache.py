@@ -193,28 +193,21 @@ def test_index_run_keeps_a_private_index_a_folder_moves_the_cache_and_chroma_pat
 
 
 def test_an_indexing_that_fails_halfway_is_redone_by_the_next_run(tmp_path: Path) -> None:
-    class FailsLater(HashingEmbeddingFunction):
-        calls = 0
+    second = corpus_documents()[1].id
+    crash_on = corpus_passages(**SMALL_CHUNKS)[second][0]
 
+    class FailsLater(HashingEmbeddingFunction):
         def __call__(self, input: list[str]) -> Any:  # type: ignore[override]
-            FailsLater.calls += 1
-            if FailsLater.calls == 3:
+            if crash_on in input:  # while indexing the second document
                 raise RuntimeError("the embedding model crashed")
             return super().__call__(input)
 
-    import codi_agents.retrieval._index as index_module
-
-    small = pytest.MonkeyPatch()
-    small.setattr(index_module, "UPSERT_BATCH", 4)  # a few passages per upsert: the failure falls between two
-    try:
-        failed = run(CORPUS, tmp_path / "a", per_document=1, concurrency=1, models=scripted_models(),
-                     embedding_function=FailsLater(), **SMALL_CHUNKS)  # fmt: skip
-    finally:
-        small.undo()
+    failed = run(CORPUS, tmp_path / "a", per_document=1, concurrency=1, models=scripted_models(),
+                 embedding_function=FailsLater(), **SMALL_CHUNKS)  # fmt: skip
     assert failed["status"] == "incomplete" and failed["errors"] >= 1
     index = open_entry(failed["index"]["location"], HashingEmbeddingFunction())
     incomplete = [doc for doc in corpus_documents() if not index.is_complete(doc)]
-    assert incomplete and index.passages(incomplete[0])  # passages written, no marker: not counted as indexed
+    assert incomplete and len(incomplete) < len(corpus_documents())  # those indexed before the failure are kept
     index.close()
 
     again = run(CORPUS, tmp_path / "b", per_document=1, models=scripted_models(),
@@ -225,25 +218,19 @@ def test_an_indexing_that_fails_halfway_is_redone_by_the_next_run(tmp_path: Path
 
 RUN_SCRIPT = """
 import json, os, signal, sys
-import codi_agents.retrieval._index as index_module
+import codi_agents.retrieval._index_writer as writer_module
 from codi_agents import run
 from codi_agents.testing import HashingEmbeddingFunction, scripted_models
 
 options = json.loads(sys.argv[3])
-kill_at = options.pop("kill_at_call", None)
-if kill_at is not None:
-    index_module.UPSERT_BATCH = 4
+if options.pop("kill_before_markers", False):
+    def die(document):  # as `kill -9` after the index writer's passages upsert, before the markers'
+        os.kill(os.getpid(), signal.SIGKILL)
 
-class Embedding(HashingEmbeddingFunction):
-    calls = 0
+    writer_module._marker = die
 
-    def __call__(self, input):
-        Embedding.calls += 1
-        if Embedding.calls == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)  # as `kill -9`, between two upserts of a document
-        return super().__call__(input)
-
-summary = run(sys.argv[1], sys.argv[2], models=scripted_models(), embedding_function=Embedding(), **options)
+summary = run(sys.argv[1], sys.argv[2], models=scripted_models(), embedding_function=HashingEmbeddingFunction(),
+              **options)
 print(json.dumps(summary["index"]))
 """
 
@@ -256,13 +243,13 @@ def run_in_process(out: Path, **options: Any) -> subprocess.Popen[str]:
 
 
 def test_a_run_killed_halfway_through_a_document_leaves_it_to_the_next_run(tmp_path: Path) -> None:
-    killed = run_in_process(tmp_path / "a", per_document=1, concurrency=1, kill_at_call=3, **SMALL_CHUNKS)
+    killed = run_in_process(tmp_path / "a", per_document=1, concurrency=1, kill_before_markers=True, **SMALL_CHUNKS)
     _, errors = killed.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL, errors[-2000:]
     entry = next((tmp_path / "codi-cache" / "index").iterdir())
     index = open_entry(str(entry), HashingEmbeddingFunction())
     assert index.collection.count() > 0  # it had written passages
-    assert not all(index.is_complete(document) for document in corpus_documents())
+    assert not any(index.is_complete(document) for document in corpus_documents())  # and no marker
     index.close()
 
     again = run(CORPUS, tmp_path / "b", per_document=1, models=scripted_models(),

@@ -143,6 +143,8 @@ def _index(state: WorkerState, wanted: Sequence[Document | DocRef]) -> IndexCoun
         settings = state.session.settings
         passages = chunk_document(document, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
         counts.note(added=context.index.add(document, passages), passages=len(passages))
+    if state.session.context is not None:
+        state.session.context.index.flush()  # in Chroma before the driver lets other workers search them
     return counts
 
 

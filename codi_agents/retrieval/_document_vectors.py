@@ -42,12 +42,20 @@ class DocumentVectors:
                 self._entries.move_to_end(key)
                 return entry
         passages, vectors = self.load(key)
-        entry = (passages, unit_rows(vectors)) if passages else ([], np.zeros((0, 0), dtype=np.float32))
-        if passages:  # a document not indexed yet is not remembered as empty
-            with self._lock:
-                self._entries[key] = entry
-                while len(self._entries) > self.capacity:
-                    self._entries.popitem(last=False)
+        if not passages:  # a document not indexed yet is not remembered as empty
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return self.put(key, passages, vectors)
+
+    def put(
+        self, key: str, passages: list[Passage], vectors: NDArray[np.float32]
+    ) -> tuple[list[Passage], NDArray[np.float32]]:
+        """Keep a document's passages and vectors (those of a document just indexed, before Chroma has them)."""
+        entry = (passages, unit_rows(vectors))
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
         return entry
 
 

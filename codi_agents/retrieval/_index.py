@@ -12,10 +12,12 @@ leaves no marker, and the next one indexes the document again, under the same pa
 nothing is stored twice. The marker keeps the flags of the document's flagged passages, so a
 document found indexed hands back the detector's verdicts without scoring again.
 
-Vectors are computed by the embedding function's batcher (`_batcher.py`) and handed to Chroma, so
-queries from concurrent conversations share model calls and Chroma never embeds one text at a
-time. The collection still records the embedding function, so a persisted index reopens with it,
-and one built with another embedding model is refused (`_index_check`).
+Vectors are computed by the embedding function's batcher (`_batcher.py`), so queries from concurrent
+conversations share model calls and Chroma never embeds one text at a time. A document's passages and
+vectors are kept in memory for its conversations and written to Chroma by the index writer
+(`_index_writer.py`), many documents per call, on a thread of its own. The collection still records the
+embedding function, so a persisted index reopens with it, and one built with another embedding model is
+refused (`_index_check`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -41,20 +44,22 @@ from numpy.typing import NDArray
 
 from codi_agents._ids import stable_hash
 from codi_agents._security import DETECTOR_FLAG, detect_injections
-from codi_agents.errors import ConfigError
+from codi_agents.errors import ConfigError, RunError
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import Passage, passage_id
 from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
 from codi_agents.retrieval._document_vectors import DocumentVectors, rank
 from codi_agents.retrieval._index_check import open_collection
 from codi_agents.retrieval._index_counts import IndexCounts
+from codi_agents.retrieval._index_writer import IndexedDocument, IndexWriter
 from codi_agents.retrieval._queries import Query, query_texts, query_vectors
 from codi_agents.retrieval._vector_store import VectorStore
+
+logger = logging.getLogger("codi_agents.retrieval")
 
 DEFAULT_COLLECTION = "codi_passages"
 CANDIDATES_PER_K = 3
 """Candidates fetched per query for every passage returned, before the scores are combined."""
-UPSERT_BATCH = 256
 MARKERS_SUFFIX = "_documents"
 """The companion collection of completion markers: `<collection>_documents`."""
 _NO_FLAGS: Mapping[int, list[str]] = MappingProxyType({})
@@ -82,6 +87,8 @@ class PassageIndex:
         self.client = client
         self.collection = collection
         self.markers = markers
+        self.writer = IndexWriter(collection, markers)
+        """Writes added documents to Chroma in batches, behind their conversations."""
         """One record per completely indexed document: id = its key; passages and flags in the metadata."""
         self.embedder = embedder
         """Computes the vectors of passages and queries (batched across callers, cached)."""
@@ -142,26 +149,20 @@ class PassageIndex:
                 self._counts.note(added=False, passages=len(passages))
             return False
         flag_detected_injections(passages)
-        for start in range(0, len(passages), UPSERT_BATCH):
-            batch = passages[start : start + UPSERT_BATCH]
-            texts = [passage.text for passage in batch]
-            self.collection.upsert(
-                ids=[_record_id(key, passage) for passage in batch],
-                embeddings=self.embedder.embed(texts, bulk=True),
-                documents=texts,
-                metadatas=[_metadata(passage, key) for passage in batch],
-            )
+        kept = [passage.model_copy(deep=True) for passage in passages]  # the caller may change its own
+        vectors = self.embedder.embed([passage.text for passage in passages], bulk=True)
         flagged = {passage.index: list(passage.flags) for passage in passages if passage.flags} or _NO_FLAGS
-        self.markers.upsert(  # last: only now does the document count as indexed
-            ids=[key],
-            # the vector is unused; distinct values keep Chroma's HNSW graph of markers sane
-            embeddings=np.array([[int(key[:6], 16) / 2**24]], dtype=np.float32),
-            metadatas=[{"doc_id": document.id, "passages": len(passages), "flags": json.dumps(dict(flagged))}],
-        )
+        if kept:
+            self._documents.put(key, kept, vectors)  # searched from memory until the writer has stored it
+        self.writer.put(IndexedDocument(key, document.id, kept, vectors, flagged))
         with self._lock:
             self._known[key] = flagged
             self._counts.note(added=True, passages=len(passages))
         return True
+
+    def flush(self) -> None:
+        """Wait until every document added is in Chroma (`_index_writer`); raise when a write failed."""
+        self.writer.flush()
 
     def search(self, document: Document, queries: Sequence[Query], k: int) -> list[Passage]:
         """The `k` passages of `document` that best match the queries together.
@@ -231,7 +232,12 @@ class PassageIndex:
         """Drop an in-memory collection; persistent ones stay, and the client lets go of their files.
 
         Chroma shares one client per folder within a process; the last to close it stops it, so a later
-        run in this process reads the folder afresh (another process may have written it meanwhile)."""
+        run in this process reads the folder afresh (another process may have written it meanwhile). Documents
+        not written yet are written first; a failed write is logged, as the run's own results are complete."""
+        try:
+            self.flush()
+        except RunError as error:
+            logger.warning("%s", error)
         if self.sentence_store is not None:
             if self.embedder.store is self.sentence_store:
                 self.embedder.store = None
@@ -264,15 +270,6 @@ def flag_detected_injections(passages: Sequence[Passage]) -> None:
     for passage, verdict in zip(passages, detect_injections([passage.text for passage in passages]), strict=True):
         if verdict.flagged and DETECTOR_FLAG not in passage.flags:
             passage.flags.append(DETECTOR_FLAG)
-
-
-def _record_id(key: str, passage: Passage) -> str:
-    """A passage's id in the collection: unique across the texts of one document id."""
-    return f"{key}:{passage.index}"
-
-
-def _metadata(passage: Passage, key: str) -> dict[str, Any]:
-    return {"doc_id": passage.doc_id, "doc_key": key, "index": passage.index, "flags": ",".join(passage.flags)}
 
 
 def _passage(text: str, metadata: Any) -> Passage:
