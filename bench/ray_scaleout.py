@@ -4,6 +4,7 @@
     python bench/ray_scaleout.py --repeat 1 --n 128    # quicker
     python bench/ray_scaleout.py --baseline none       # without the plain-asyncio baseline
     python bench/ray_scaleout.py --embeddings-on-server  # `[embedding]` on the fake server, not MiniLM
+    python bench/ray_scaleout.py --cache warm          # both sides over one index cache filled beforehand
 
 The fake OpenAI-compatible server (`codi_agents.testing.FakeOpenAIServer`, its own process) answers every
 request after `--latency` seconds (200 ms). Over the same documents (the first `--documents` of
@@ -16,8 +17,9 @@ conversations, each a fresh `--out`, K conversations in flight in all:
     baseline), when that file exists.
 
 Requests are counted by the server (`answered`), over the whole process's wall time (Ray's start, the
-Chroma server and the indexing included: each run gets an empty `--index` folder, so both sides embed
-the corpus; `bench/default_path.py --cache warm` measures a warm shared index cache).
+Chroma server and the indexing included). By default each run gets an empty `--index` folder, so both sides
+embed the corpus; with `--cache warm` both run over one index cache that an unmeasured one-process run filled
+first (passages and the critic's passage sentences), so neither embeds anything.
 Efficiency = requests / (wall x K / latency) (1.0: a request always at the server for each of the K
 conversations). Peak RSS is sampled over the whole process tree
 (Ray's GCS, raylet and workers, and the Chroma server, are children of the run). The machine's load
@@ -35,7 +37,10 @@ With the int8 embedder (2026-12-03, load average 0.4 at the start, defaults, med
 requests/s (0.099, 74 s, 454 MB), `--workers 2` 58.4 (0.091, 80 s, 1.8 GB), i.e. 0.92x; plain asyncio 266.5
 requests/s (0.42). Later that day, documents indexed on their own threads (load average 1.2 at the start): one
 process 54.2 requests/s (0.085, 86 s, 438 MB), `--workers 2` 50.8 (0.079, 92 s, 1.9 GB), i.e. 0.94x; plain asyncio
-227.4 (0.355).
+227.4 (0.355). With `--cache warm` (2026-12-03, load average 2.3 at the start, defaults, median of 3): one process
+185.1 requests/s (0.289, 25.3 s, 414 MB), `--workers 2` 136.9 (0.214, 34.2 s, 1.8 GB), i.e. 0.74x; plain asyncio 245.2
+(0.383). The workers are ready about 11 s after the start (Ray, then their imports and models); after that they serve
+about 230 requests/s against about 205 for one process.
 """
 
 from __future__ import annotations
