@@ -2,8 +2,9 @@
 
 A search is restricted to one document, which has a few to a few dozen passages, so ranking them is one
 small matrix product; asking Chroma for each turn's queries cost more than that product. The passages and
-vectors of the most recently searched documents are read from the collection once (`Collection.get`) and
-kept in a bounded LRU, keyed by the document's key (its id and text hashed, so an entry never goes stale).
+vectors of the most recently searched documents are read from the collection once (`Collection.get`), or
+handed over by the index when it has just embedded them, and kept in a bounded LRU, keyed by the document's
+key (its id and text hashed, so an entry never goes stale).
 """
 
 from __future__ import annotations

@@ -87,9 +87,9 @@ class PassageIndex:
         self.client = client
         self.collection = collection
         self.markers = markers
+        """One record per completely indexed document: id = its key; passages and flags in the metadata."""
         self.writer = IndexWriter(collection, markers)
         """Writes added documents to Chroma in batches, behind their conversations."""
-        """One record per completely indexed document: id = its key; passages and flags in the metadata."""
         self.embedder = embedder
         """Computes the vectors of passages and queries (batched across callers, cached)."""
         self._counts = IndexCounts()

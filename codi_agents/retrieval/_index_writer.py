@@ -133,6 +133,8 @@ class IndexWriter:
             return batch
 
     def _write(self, batch: Sequence[IndexedDocument]) -> None:
+        # two conversations may start on one document at once and both index it: Chroma refuses an id twice in a call
+        batch = list({document.key: document for document in batch}.values())
         records = [(document, passage, vector) for document in batch for passage, vector in _rows(document)]
         for start in range(0, len(records), UPSERT_BATCH):
             part = records[start : start + UPSERT_BATCH]
