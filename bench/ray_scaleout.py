@@ -37,7 +37,9 @@ With the int8 embedder (2026-12-03, load average 0.4 at the start, defaults, med
 requests/s (0.099, 74 s, 454 MB), `--workers 2` 58.4 (0.091, 80 s, 1.8 GB), i.e. 0.92x; plain asyncio 266.5
 requests/s (0.42). Later that day, documents indexed on their own threads (load average 1.2 at the start): one
 process 54.2 requests/s (0.085, 86 s, 438 MB), `--workers 2` 50.8 (0.079, 92 s, 1.9 GB), i.e. 0.94x; plain asyncio
-227.4 (0.355). With `--cache warm` (2026-12-03, load average 2.3 at the start, defaults, median of 3): one process
+227.4 (0.355). With index writes behind the conversations (2026-12-03, load average 0.7 at the start): one process
+52.3 requests/s (0.082, 89.7 s, 432 MB), `--workers 2` 54.3 (0.085, 86.3 s, 1.8 GB), i.e. 1.04x; plain asyncio 184.0
+(0.288). With `--cache warm` (2026-12-03, load average 2.3 at the start, defaults, median of 3): one process
 185.1 requests/s (0.289, 25.3 s, 414 MB), `--workers 2` 136.9 (0.214, 34.2 s, 1.8 GB), i.e. 0.74x; plain asyncio 245.2
 (0.383). The workers are ready about 11 s after the start (Ray, then their imports and models); after that they serve
 about 230 requests/s against about 205 for one process.
