@@ -135,16 +135,15 @@ def _sentences(state: WorkerState) -> tuple[int, int]:
 
 def _index(state: WorkerState, wanted: Sequence[Document | DocRef]) -> IndexCounts:
     """Chunk and index a slice of the corpus; what was embedded, and what was indexed already."""
+    context = state.session.context
+    if context is None:
+        raise RunError("The worker's session is not open.")
     counts = IndexCounts()
+    settings = state.session.settings
     for document in _documents(state, wanted):
-        context = state.session.context
-        if context is None:
-            raise RunError("The worker's session is not open.")
-        settings = state.session.settings
         passages = chunk_document(document, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
         counts.note(added=context.index.add(document, passages), passages=len(passages))
-    if state.session.context is not None:
-        state.session.context.index.flush()  # in Chroma before the driver lets other workers search them
+    context.index.flush()  # in Chroma before the driver lets other workers search them
     return counts
 
 

@@ -59,11 +59,9 @@ class IndexWriter:
     def __init__(self, collection: Collection, markers: Collection) -> None:
         self.collection = collection
         self.markers = markers
-        self.calls = 0
-        """Upsert calls made (passages and markers)."""
         self._queue: deque[IndexedDocument] = deque()
         self._pending = 0
-        self._writing = 0
+        self._writing = False
         self._flushing = 0
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -110,7 +108,7 @@ class IndexWriter:
             except Exception as error:  # raised to the callers by `put` and `flush`
                 failed = error
             with self._condition:
-                self._writing = 0
+                self._writing = False
                 self._pending -= sum(len(document.passages) for document in batch)
                 self._error = self._error or failed
                 self._condition.notify_all()
@@ -129,7 +127,7 @@ class IndexWriter:
             while self._queue and (not batch or size + len(self._queue[0].passages) <= UPSERT_BATCH):
                 batch.append(self._queue.popleft())
                 size += len(batch[-1].passages)
-            self._writing = size or 1
+            self._writing = True
             return batch
 
     def _write(self, batch: Sequence[IndexedDocument]) -> None:
@@ -144,14 +142,12 @@ class IndexWriter:
                 documents=[passage.text for _, passage, _ in part],
                 metadatas=[passage_metadata(passage, document.key) for document, passage, _ in part],
             )
-            self.calls += 1
         self.markers.upsert(  # last: only now do these documents count as indexed
             ids=[document.key for document in batch],
             # the vector is unused; distinct values keep Chroma's HNSW graph of markers sane
             embeddings=np.array([[int(document.key[:6], 16) / 2**24] for document in batch], dtype=np.float32),
             metadatas=[_marker(document) for document in batch],
         )
-        self.calls += 1
 
 
 def _rows(document: IndexedDocument) -> list[tuple[Passage, NDArray[np.float32]]]:
