@@ -3,8 +3,9 @@
 `faithfulness_train.jsonl` records of the human-labelled sources (BEGIN v1, FaithDial audit, Q² WoW) whose group
 is in the faithfulness checker's dev split (`bucket(group, 10) == 0`, see `training/checkers/data.py`) are halved
 by group (SHA-256 of "calibration:" + group): `tune` (the calibration is fitted on it, with the hand-written items of
-`tests/data/critic_labelled.jsonl`) and `check` (never tuned on). BEGIN v2 (`faithfulness_begin_200.jsonl`) is not
-touched. Usage: python bench/calibration_split.py TRAIN.jsonl OUT_DIR
+`tests/data/critic_labelled.jsonl`) and `check` (never tuned on). `dev` is `tune` plus BEGIN v2
+(`faithfulness_begin_200.jsonl`, the dev set the critic's targets name): the shipped calibration is fitted on it.
+Usage: python bench/calibration_split.py TRAIN.jsonl OUT_DIR [BEGIN_V2.jsonl]
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ def group(record: dict[str, object]) -> str:
     return str(pair) if pair else "k:" + str(record["knowledge"]).strip().lower()
 
 
-def main(train: Path, out: Path) -> None:
-    """Write `out/tune.jsonl` and `out/check.jsonl`."""
+BEGIN_V2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "faithfulness_begin_200.jsonl"
+
+
+def main(train: Path, out: Path, begin: Path = BEGIN_V2) -> None:
+    """Write `out/tune.jsonl`, `out/check.jsonl` and `out/dev.jsonl` (tune + BEGIN v2)."""
     out.mkdir(parents=True, exist_ok=True)
     tune = [line for line in Path("tests/data/critic_labelled.jsonl").read_text().splitlines() if _valid(line)]
     check: list[str] = []
@@ -47,7 +51,9 @@ def main(train: Path, out: Path) -> None:
             tune.append(line)
     (out / "tune.jsonl").write_text("\n".join(tune) + "\n", encoding="utf-8")
     (out / "check.jsonl").write_text("\n".join(check) + "\n", encoding="utf-8")
-    print(f"tune: {len(tune)} items, check: {len(check)} items -> {out}")
+    dev = tune + [line for line in begin.read_text(encoding="utf-8").splitlines() if _valid(line)]
+    (out / "dev.jsonl").write_text("\n".join(dev) + "\n", encoding="utf-8")
+    print(f"tune: {len(tune)} items, check: {len(check)} items, dev: {len(dev)} items -> {out}")
 
 
 def _valid(line: str) -> bool:
@@ -59,4 +65,4 @@ def _valid(line: str) -> bool:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), *(Path(arg) for arg in sys.argv[3:4]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from codi_agents._security import DETECTOR_FLAG, detect_injections, injection_flags
 from codi_agents.critic import _checkers, load_calibration
 from codi_agents.critic._assess import assess_exchange
-from codi_agents.critic._signals import SIGNALS, grounding_signals
+from codi_agents.critic._signals import CHECKER_SIGNALS, SIGNALS, checker_bounds, grounding_signals
 from codi_agents.evaluation._items import item_context
 from codi_agents.evaluation._labelled import LabelledItem
 from codi_agents.inputs._documents import Document
@@ -118,6 +119,27 @@ def test_faithfulness_is_a_signal_that_separates_a_paraphrase_from_a_contradicti
     )
     assert 0.0 <= invented["faithfulness"] < supported["faithfulness"] <= 1.0
     assert "faithfulness" not in grounding_signals("", passage, "How long?", None)  # nothing to check
+
+
+def test_the_checker_also_gives_log_odds_of_the_weakest_claim_and_of_the_average_claim() -> None:
+    passage = [Passage(id="p::0", doc_id="p", index=0, text=PAGE.format(""))]
+    question = "How do I renew my card?"
+    one_wrong = grounding_signals(
+        "You fill in form SSA-44 and post it to your local office. You must also bring your passport in person.",
+        passage,
+        question,
+        None,
+    )
+    supported = grounding_signals("You fill in form SSA-44 and post it to your local office.", passage, question, None)
+    lowest, highest = checker_bounds()
+    for signals in (one_wrong, supported):
+        probability = min(max(signals["faithfulness"], 1e-4), 1 - 1e-4)
+        assert signals["faithfulness_logit"] == pytest.approx(math.log(probability / (1 - probability)), abs=1e-3)
+        assert lowest["faithfulness_logit"] <= signals["faithfulness_logit"] <= highest["faithfulness_logit"]
+    # the average sees that one claim of two is supported; the weakest claim does not
+    assert one_wrong["faithfulness_mean_logit"] > one_wrong["faithfulness_logit"]
+    assert one_wrong["faithfulness_logit"] < supported["faithfulness_logit"]
+    assert set(CHECKER_SIGNALS) <= set(SIGNALS) and set(CHECKER_SIGNALS) <= set(lowest) == set(highest)
 
 
 def test_the_checker_models_enter_the_calibration_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -164,7 +164,8 @@ def _fit(
         result.calibration,
         out,
         comment=(
-            f"Critic calibration written by `codi eval-critic {file.name} --fit` (see codi_agents/critic/fit.py).\n"
+            f"Critic calibration written by `codi eval-critic {file.name} --fit`\n"
+            "(see codi_agents/evaluation/_fit.py).\n"
             "Fitted: intercept, weights, threshold, fit_items. Kept from the calibration it started from:\n"
             "the judge weights and the answerability thresholds."
         ),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from codi_agents._record import Failure, Usage, UserCheck, Verdict
 from codi_agents.critic._calibration import Calibration
 from codi_agents.critic._inputs import CriticInputs
-from codi_agents.critic._signals import Embed, faithfulness_signal, grounding_signals
+from codi_agents.critic._signals import CHECKER_SIGNALS, Embed, checker_bounds, faithfulness_signal, grounding_signals
 from codi_agents.critic._similarity import prefetch
 from codi_agents.critic._user_turns import user_turn_signals
 from codi_agents.llm._calls import RoleModel
@@ -85,7 +85,7 @@ async def assess_exchange(
     signals say so (`CHECKER_SKIPPED`). `always_check` runs it on every turn (`codi eval-critic` reports it alone).
     """
     judged = critic is not None and judge_weight > 0 and context.link.kind != "closing"
-    deferred = not always_check and "faithfulness" in calibration.weights
+    deferred = not always_check and any(name in calibration.weights for name in CHECKER_SIGNALS)
     measured = _measure(context, calibration=calibration, judge_weight=judge_weight, embed=embed, checker=not deferred)
     usage = Usage()
     failure = None
@@ -141,8 +141,8 @@ async def _add_checker_if_decisive(context: PromptContext, inputs: CriticInputs)
     outcomes = {
         (verdict.accepted, verdict.rejection)
         for verdict in (
-            context.task.decide(dataclasses.replace(inputs, signals={**inputs.signals, "faithfulness": bound}))
-            for bound in (0.0, 1.0)
+            context.task.decide(dataclasses.replace(inputs, signals={**inputs.signals, **bound}))
+            for bound in checker_bounds()
         )
     }
     if len(outcomes) == 1:

@@ -1,8 +1,9 @@
 """The trained checkers as the critic uses them: one shared instance each, and the digest of their model files.
 
-The faithfulness cross-encoder (`codi_agents.checkers`) gives the critic its `faithfulness` signal: one
-ONNX call per assistant turn, every claim of the reply in one batch. The digest of the shipped model files
-enters `Calibration.digest()`, so data judged with other checker weights gets other conversation ids.
+The faithfulness cross-encoder (`codi_agents.checkers`) gives the critic its checker signals
+(`_signals.CHECKER_SIGNALS`): one ONNX call per assistant turn, every claim of the reply in one batch.
+The digest of the shipped model files enters `Calibration.digest()`, so data judged with other checker
+weights gets other conversation ids.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from functools import cache
 
-from codi_agents.checkers import FaithfulnessChecker
+from codi_agents.checkers import FaithfulnessChecker, ReplyScore
 from codi_agents.checkers._onnx import MODELS
 
 
@@ -21,12 +22,12 @@ def faithfulness_checker() -> FaithfulnessChecker:
     return FaithfulnessChecker()
 
 
-def faithfulness_score(answer: str, passages: Sequence[str], question: str) -> float | None:
-    """Probability that `answer` is supported by `passages` (its weakest claim's); None for a reply with no words."""
+def reply_score(answer: str, passages: Sequence[str], question: str) -> ReplyScore | None:
+    """How well `answer` is supported by `passages`, claim by claim; None for a reply with no words."""
     if not answer.strip() or not any(text.strip() for text in passages):
         return None
     try:
-        return faithfulness_checker().score_reply(passages, answer, question).score
+        return faithfulness_checker().score_reply(passages, answer, question)
     except ValueError:  # a reply of punctuation only: no claim to check
         return None
 

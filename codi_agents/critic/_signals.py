@@ -8,8 +8,9 @@
 - behaviour: abstention ("the document does not say"), personal experiences and opinions an
   assistant cannot ground, questions asked back instead of answering, and echoes of
   instructions injected into passages;
-- entailment: the trained faithfulness cross-encoder's score of the reply's weakest claim
-  (`codi_agents.checkers`), the one signal that sees paraphrase and contradiction;
+- entailment: the trained faithfulness cross-encoder's score of the reply's weakest claim, and its
+  log-odds for the weakest claim and on average over the claims (`codi_agents.checkers`): the signals
+  that see paraphrase and contradiction;
 - answerability: how well the passages cover the user's question (lexically and by embedding).
 
 Each signal is a float named in `SIGNALS`, so calibration can weigh it and a verdict can show it.
@@ -18,11 +19,12 @@ Each signal is a float named in `SIGNALS`, so calibration can weigh it and a ver
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Sequence
 
 from codi_agents._security import injected_sentences, injection_markers
-from codi_agents.critic._checkers import faithfulness_score
+from codi_agents.critic._checkers import reply_score
 from codi_agents.critic._similarity import Embed, best_similarities, sentence_vectors
 from codi_agents.critic._text import (
     STOPWORDS,
@@ -36,9 +38,11 @@ from codi_agents.critic._text import (
 from codi_agents.inputs._passages import Passage
 
 __all__ = [
+    "CHECKER_SIGNALS",
     "SIGNALS",
     "STOPWORDS",
     "Embed",
+    "checker_bounds",
     "content_words",
     "faithfulness_signal",
     "grounding_signals",
@@ -53,6 +57,8 @@ COUNT_CAP = 3.0
 """Counts (novel numbers, names, personal claims) are capped, so a long list cannot swamp the other signals."""
 PAIR_WINDOW = 3
 """Two content words count as a supported pair when a passage has them at most this many content words apart."""
+LOGIT_EDGE = 1e-4
+"""Checker probabilities are clipped to [edge, 1 - edge] before log-odds, so the log-odds stay within ±9.21."""
 
 SIGNALS = {
     "answer_words": "content words in the reply",
@@ -69,6 +75,8 @@ SIGNALS = {
     "question_coverage": "share of the user's content words found in the passages",
     "injection_echo": "1 when the reply repeats or carries out what only an instruction injected in a passage asks",
     "faithfulness": "the trained cross-encoder's probability that the reply's weakest claim is supported",
+    "faithfulness_logit": "the same as log-odds (clipped at ±9.21), so the calibration weighs doubt near 0 and 1",
+    "faithfulness_mean_logit": "the cross-encoder's log-odds averaged over the reply's claims",
     "min_similarity": "lowest, over reply sentences, of the best cosine with a passage sentence (MiniLM)",
     "mean_similarity": "mean, over reply sentences, of the best cosine with a passage sentence",
     "question_support": "best cosine of the user's message with a passage sentence",
@@ -135,10 +143,34 @@ def grounding_signals(
     return {name: round(value, 4) for name, value in signals.items()}
 
 
+CHECKER_SIGNALS = ("faithfulness", "faithfulness_logit", "faithfulness_mean_logit")
+"""The signals the trained faithfulness checker gives; each rises with support."""
+
+
 def faithfulness_signal(answer: str, passages: Sequence[Passage], question: str) -> dict[str, float]:
-    """`{"faithfulness": p}` from the trained checker, or nothing for a reply with no claim to check."""
-    faithfulness = faithfulness_score(answer, [passage.text for passage in passages], question)
-    return {} if faithfulness is None else {"faithfulness": round(faithfulness, 4)}
+    """`CHECKER_SIGNALS` from the trained checker, or nothing for a reply with no claim to check."""
+    score = reply_score(answer, [passage.text for passage in passages], question)
+    if score is None:
+        return {}
+    logits = [_logit(p) for p in score.sentence_scores]
+    return {
+        "faithfulness": round(score.score, 4),
+        "faithfulness_logit": round(min(logits), 4),
+        "faithfulness_mean_logit": round(sum(logits) / len(logits), 4),
+    }
+
+
+def checker_bounds() -> tuple[dict[str, float], dict[str, float]]:
+    """The checker's signals at their least and most supported, to see whether its score can change a verdict."""
+    edge = _logit(0.0)
+    lowest = {"faithfulness": 0.0, "faithfulness_logit": edge, "faithfulness_mean_logit": edge}
+    highest = {"faithfulness": 1.0, "faithfulness_logit": -edge, "faithfulness_mean_logit": -edge}
+    return lowest, highest
+
+
+def _logit(probability: float) -> float:
+    clipped = min(max(probability, LOGIT_EDGE), 1 - LOGIT_EDGE)
+    return math.log(clipped / (1 - clipped))
 
 
 def similarity_signals(answer: str, evidence: str, question: str, embed: Embed | None) -> dict[str, float]:
