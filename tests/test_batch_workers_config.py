@@ -112,3 +112,32 @@ def test_an_unreachable_cluster_is_an_error_at_start_and_the_directory_stays_usa
     lock = RunLock(out)
     lock.acquire()  # the lock was released
     lock.release()
+
+
+def test_the_chroma_server_started_beside_a_local_cluster_is_stopped_when_ray_fails_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ray")
+    from codi_agents.batch import _cluster_run
+    from codi_agents.distributed import ClusterError
+    from codi_agents.retrieval._chroma_server import ChromaServer
+
+    launched: list[tuple[ChromaServer, subprocess.Popen[bytes]]] = []
+    launch = ChromaServer.launch
+
+    def recorded(server: ChromaServer) -> ChromaServer:
+        launch(server)
+        assert server.process is not None
+        launched.append((server, server.process))
+        return server
+
+    def ray_fails(spec: object) -> None:
+        raise ClusterError("ray did not start")
+
+    monkeypatch.setattr(ChromaServer, "launch", recorded)
+    monkeypatch.setattr(_cluster_run, "connect", ray_fails)
+    with pytest.raises(ClusterError, match="ray did not start"):
+        run(CORPUS, tmp_path / "run", n=2, workers=2, embedding_function=HashingEmbeddingFunction(),
+            endpoint={"base_url": "http://127.0.0.1:9/v1", "model": "m"})  # fmt: skip
+    [(server, process)] = launched  # launched before Ray was asked to start, so that both start at once
+    assert server.process is None and process.poll() is not None  # stopped, not orphaned

@@ -129,24 +129,31 @@ class ClusterRun:
 
     def before_open(self, planned: RunPlan, layout: RunLayout | None) -> None:
         """Start or join the cluster (an unreachable one fails here, within a timeout), then point the run's
-        session at the shared Chroma server (started here for a local cluster)."""
+        session at the shared Chroma server (for a local cluster, started here while Ray starts)."""
         ray = import_ray()
         self._owns_cluster = self.cluster.local and not ray.is_initialized()
-        connect(self.cluster)
         session = planned.session
-        if session.settings.chroma_url:
-            return
-        if layout is None:
-            raise ConfigError("A run with workers needs a run directory (--out): the index lives there.")
-        if not self.cluster.local:
-            raise ConfigError(
-                "Workers on a Ray cluster need a Chroma server every node can reach: start one "
-                "(`chroma run --host 0.0.0.0 --path DIR`) and set chroma_url in the config file."
-            )
-        from codi_agents.retrieval._chroma_server import ChromaServer
+        if not session.settings.chroma_url:
+            if layout is None:
+                raise ConfigError("A run with workers needs a run directory (--out): the index lives there.")
+            if not self.cluster.local:
+                raise ConfigError(
+                    "Workers on a Ray cluster need a Chroma server every node can reach: start one "
+                    "(`chroma run --host 0.0.0.0 --path DIR`) and set chroma_url in the config file."
+                )
+            from codi_agents.retrieval._chroma_server import ChromaServer
 
-        self.chroma = ChromaServer(session.settings.chroma_path or layout.index).start()
-        session.settings = session.settings.model_copy(update={"chroma_url": self.chroma.url, "chroma_path": None})
+            self.chroma = ChromaServer(session.settings.chroma_path or layout.index).launch()
+        try:
+            connect(self.cluster)
+            if self.chroma is not None:
+                url = self.chroma.wait_until_ready().url
+                session.settings = session.settings.model_copy(update={"chroma_url": url, "chroma_path": None})
+        except BaseException:
+            if self.chroma is not None:
+                self.chroma.stop()
+                self.chroma = None
+            raise
 
     def start(self, prepared: PreparedRun) -> None:
         """Start or join the cluster, place the workers (each checks it can import the task), build their Sessions."""

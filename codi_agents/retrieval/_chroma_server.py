@@ -72,6 +72,10 @@ class ChromaServer:
 
     def start(self) -> ChromaServer:
         """Start the server and wait for its heartbeat; an error with the server's output if it does not come."""
+        return self.launch().wait_until_ready()
+
+    def launch(self) -> ChromaServer:
+        """Start the server's process without waiting for it (do other work, then `wait_until_ready`)."""
         if self.process is not None:
             return self
         self.port = _free_port(self.host) if self.port is None else _check_free(self.host, self.port)
@@ -88,6 +92,10 @@ class ChromaServer:
                 preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 -- only a prctl call, see _die_with_parent
             )
         atexit.register(self.stop)
+        return self
+
+    def wait_until_ready(self) -> ChromaServer:
+        """Wait for the launched server's heartbeat; stopped, with its output in the error, if it does not come."""
         try:
             self._wait_for_heartbeat()
         except BaseException:
