@@ -131,7 +131,7 @@ def test_the_checker_also_gives_log_odds_of_the_weakest_claim_and_of_the_average
         None,
     )
     supported = grounding_signals("You fill in form SSA-44 and post it to your local office.", passage, question, None)
-    lowest, highest = checker_bounds()
+    lowest, highest = checker_bounds(load_calibration().weights)
     for signals in (one_wrong, supported):
         probability = min(max(signals["faithfulness"], 1e-4), 1 - 1e-4)
         assert signals["faithfulness_logit"] == pytest.approx(math.log(probability / (1 - probability)), abs=1e-3)
@@ -140,6 +140,9 @@ def test_the_checker_also_gives_log_odds_of_the_weakest_claim_and_of_the_average
     assert one_wrong["faithfulness_mean_logit"] > one_wrong["faithfulness_logit"]
     assert one_wrong["faithfulness_logit"] < supported["faithfulness_logit"]
     assert set(CHECKER_SIGNALS) <= set(SIGNALS) and set(CHECKER_SIGNALS) <= set(lowest) == set(highest)
+    # a calibration that weighs a checker signal negatively is bounded at that signal's other end
+    flipped_lowest, _ = checker_bounds({"faithfulness_logit": 1.0, "faithfulness_mean_logit": -1.0})
+    assert flipped_lowest["faithfulness_logit"] < 0 < flipped_lowest["faithfulness_mean_logit"]
 
 
 def test_the_checker_models_enter_the_calibration_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

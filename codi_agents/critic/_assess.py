@@ -22,8 +22,8 @@ from codi_agents.tasks._base import PromptContext
 
 CHECKER_SKIPPED = "faithfulness_skipped"
 """Signal set to 1 when the faithfulness checker was not run because its score could not change the verdict
-(the task's rules give the same outcome with `faithfulness` at 0 and at 1; the calibrated probability then
-counts it as 0)."""
+(the task's rules give the same outcome with the checker's signals at their two ends, `checker_bounds`; the
+calibrated probability then counts them as 0)."""
 
 
 @dataclass
@@ -80,7 +80,7 @@ async def assess_exchange(
 
     The cheap signals are computed in a worker thread while the judge's request is in flight. The
     faithfulness checker, the costliest signal, runs only if its score can change the verdict: the task's
-    rules are applied with it at 0 and at 1, and if both give the same outcome (a leading judge decided, a
+    rules are applied with its signals at both ends, and if both give the same outcome (a leading judge decided, a
     veto such as a personal claim applies, a closing turn is judged by rule) it is skipped and the verdict's
     signals say so (`CHECKER_SKIPPED`). `always_check` runs it on every turn (`codi eval-critic` reports it alone).
     """
@@ -134,15 +134,16 @@ async def _measure(
 
 
 async def _add_checker_if_decisive(context: PromptContext, inputs: CriticInputs) -> None:
-    """Run the faithfulness checker only if the task's verdict differs with its score at 0 and at 1.
+    """Run the faithfulness checker only if the task's verdict differs with its signals at their two ends.
 
-    The rules of the shipped tasks are monotone in it (a higher score never turns an acceptance into a
-    rejection), so the two ends bound every score in between."""
+    The rules of the shipped tasks are monotone in the calibrated probability (a higher one never turns an
+    acceptance into a rejection), and `checker_bounds` gives the ends of that probability, so the two
+    verdicts bound every score in between."""
     outcomes = {
         (verdict.accepted, verdict.rejection)
         for verdict in (
             context.task.decide(dataclasses.replace(inputs, signals={**inputs.signals, **bound}))
-            for bound in checker_bounds()
+            for bound in checker_bounds(inputs.calibration.weights)
         )
     }
     if len(outcomes) == 1:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from codi_agents._security import injected_sentences, injection_markers
 from codi_agents.critic._checkers import reply_score
@@ -160,11 +160,14 @@ def faithfulness_signal(answer: str, passages: Sequence[Passage], question: str)
     }
 
 
-def checker_bounds() -> tuple[dict[str, float], dict[str, float]]:
-    """The checker's signals at their least and most supported, to see whether its score can change a verdict."""
-    edge = _logit(0.0)
-    lowest = {"faithfulness": 0.0, "faithfulness_logit": edge, "faithfulness_mean_logit": edge}
-    highest = {"faithfulness": 1.0, "faithfulness_logit": -edge, "faithfulness_mean_logit": -edge}
+def checker_bounds(weights: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """The checker's signals at the ends that give the lowest and the highest calibrated probability under
+    `weights` (each signal at whichever end its weight's sign asks for), to see whether its score can change
+    a verdict."""
+    ends = {"faithfulness": (0.0, 1.0)}
+    ends.update(dict.fromkeys(CHECKER_SIGNALS[1:], (_logit(0.0), _logit(1.0))))
+    lowest = {name: low if weights.get(name, 0.0) >= 0 else high for name, (low, high) in ends.items()}
+    highest = {name: high if weights.get(name, 0.0) >= 0 else low for name, (low, high) in ends.items()}
     return lowest, highest
 
 
