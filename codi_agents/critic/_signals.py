@@ -164,8 +164,8 @@ def checker_bounds(weights: Mapping[str, float]) -> tuple[dict[str, float], dict
     """The checker's signals at the ends that give the lowest and the highest calibrated probability under
     `weights` (each signal at whichever end its weight's sign asks for), to see whether its score can change
     a verdict."""
-    ends = {"faithfulness": (0.0, 1.0)}
-    ends.update(dict.fromkeys(CHECKER_SIGNALS[1:], (_logit(0.0), _logit(1.0))))
+    log_odds = (_logit(0.0), _logit(1.0))
+    ends = {"faithfulness": (0.0, 1.0), "faithfulness_logit": log_odds, "faithfulness_mean_logit": log_odds}
     lowest = {name: low if weights.get(name, 0.0) >= 0 else high for name, (low, high) in ends.items()}
     highest = {name: high if weights.get(name, 0.0) >= 0 else low for name, (low, high) in ends.items()}
     return lowest, highest
