@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from codi_agents._record import Turn
-from codi_agents.critic._text import content_words, sentences
+from codi_agents._sentences import sentences
+from codi_agents.critic._text import content_words
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import Passage, chunk_document
 from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction

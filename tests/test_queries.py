@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from codi_agents._record import Turn
+from codi_agents._sentences import sentences
 from codi_agents.critic._similarity import prefetch
-from codi_agents.critic._text import sentences
 from codi_agents.inputs._documents import Document
 from codi_agents.inputs._passages import chunk_document
 from codi_agents.retrieval._batcher import EmbeddingBatcher

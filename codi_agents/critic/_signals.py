@@ -4,7 +4,8 @@
   and of its adjacent word pairs that occur in no passage, and counts of numbers and names that
   occur in no passage: strong, model-free evidence of invention;
 - embedding support: for each reply sentence, its best cosine with any passage sentence under
-  the packaged MiniLM (min and mean over the reply); passage-sentence vectors are cached;
+  the packaged MiniLM (min and mean over the reply); a passage's sentence vectors are pooled from its own run
+  (`retrieval._late_chunking`) and kept;
 - behaviour: abstention ("the document does not say"), personal experiences and opinions an
   assistant cannot ground, questions asked back instead of answering, and echoes of
   instructions injected into passages;
@@ -24,6 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from codi_agents._security import injected_sentences, injection_markers
+from codi_agents._sentences import sentences
 from codi_agents.critic._checkers import reply_score
 from codi_agents.critic._similarity import Embed, best_similarities, sentence_vectors
 from codi_agents.critic._text import (
@@ -31,7 +33,6 @@ from codi_agents.critic._text import (
     content_words,
     names,
     numbers,
-    sentences,
     stem,
     words_of,
 )
@@ -139,7 +140,7 @@ def grounding_signals(
     }
     if checker:
         signals.update(faithfulness_signal(answer, passages, question))
-    signals.update(similarity_signals(answer, evidence, question, embed))
+    signals.update(similarity_signals(answer, passages, question, embed))
     return {name: round(value, 4) for name, value in signals.items()}
 
 
@@ -176,17 +177,23 @@ def _logit(probability: float) -> float:
     return math.log(clipped / (1 - clipped))
 
 
-def similarity_signals(answer: str, evidence: str, question: str, embed: Embed | None) -> dict[str, float]:
+def similarity_signals(
+    answer: str, passages: Sequence[Passage], question: str, embed: Embed | None
+) -> dict[str, float]:
     """Best cosine of each answer sentence against the passage sentences: min and mean over the answer."""
     answer_sentences = sentences(answer)
-    evidence_sentences = sentences(evidence)
-    if embed is None or not answer_sentences or not evidence_sentences:
+    if embed is None or not answer_sentences:
         return {}
     vectors = sentence_vectors(embed)
-    best = best_similarities(vectors, answer_sentences, evidence_sentences)
+    support = vectors.passage_rows([passage.text for passage in passages])
+    if not len(support):
+        return {}
+    asked = [*answer_sentences, question.strip()] if question.strip() else answer_sentences
+    rows = vectors(asked)
+    best = best_similarities(rows[: len(answer_sentences)], support)
     signals = {"min_similarity": float(best.min()), "mean_similarity": float(best.mean())}
     if question.strip():
-        signals["question_support"] = float(best_similarities(vectors, [question.strip()], evidence_sentences)[0])
+        signals["question_support"] = float(best_similarities(rows[len(answer_sentences) :], support)[0])
     return signals
 
 

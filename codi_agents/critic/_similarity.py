@@ -5,8 +5,13 @@ every regenerated reply), so the vectors of passage sentences are kept: a repeat
 only the sentences of its new reply and question. The vectors live in the cache of the batcher
 that belongs to the embedding function (`retrieval/_batcher.py`), a bounded LRU keyed by text
 hash, so a user's message embedded for retrieval is not embedded again for the critic, and the
-sentences of many conversations' turns are embedded together in one model call. Passage sentences are
-also kept beside a persistent index, so a later run over the same corpus does not embed them again.
+sentences of many conversations' turns are embedded together in one model call.
+
+Passage sentences: with the packaged MiniLM, a passage's sentence vectors are pooled from the run that
+embedded the passage for the index (`retrieval/_late_chunking.py`), so they cost no model time; a passage
+the index did not embed (`codi eval-critic`'s evidence) is run once, the same way. Another embedding
+function (an embeddings server) embeds each passage sentence on its own. Either way they are also kept
+beside a persistent index, so a later run over the same corpus does not embed them again.
 
 The signals themselves are computed synchronously (in a worker thread); `prefetch` embeds what
 they will ask for beforehand, awaited on the event loop, so they find every vector in the cache.
@@ -20,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from codi_agents.critic._text import sentences
+from codi_agents._sentences import sentences
 from codi_agents.inputs._passages import Passage
 from codi_agents.retrieval._batcher import EmbeddingBatcher, batcher_for
 from codi_agents.retrieval._vectors import unit_rows
@@ -67,6 +72,19 @@ class SentenceVectors:
         if texts:
             await self.batcher.aembed(list(dict.fromkeys(texts)), keep=keep)
 
+    def passage_rows(self, passages: Sequence[str]) -> np.ndarray:
+        """Unit vectors of the sentences of `passages` (`_sentences.sentences` of each, passage after passage)."""
+        if self.batcher.late:
+            return unit_rows(self.batcher.embed(list(passages), sentences=True))
+        return self([sentence for passage in passages for sentence in sentences(passage)])
+
+    async def warm_passages(self, passages: Sequence[str]) -> None:
+        """Make the vectors `passage_rows` will ask for, awaited."""
+        if self.batcher.late:
+            await self.batcher.aembed(list(dict.fromkeys(passages)), sentences=True)
+        else:
+            await self.warm([sentence for passage in passages for sentence in sentences(passage)], keep=True)
+
 
 def sentence_vectors(embed: Embed) -> SentenceVectors:
     """The sentence vectors of `embed`, cached in the batcher shared by everything that uses `embed`."""
@@ -79,19 +97,17 @@ async def prefetch(embed: Embed | None, answer: str, passages: Sequence[Passage]
     """Embed the sentences `similarity_signals` will need for this exchange, so it finds them cached."""
     if embed is None:
         return
-    evidence_sentences = sentences("\n".join(passage.text for passage in passages))
     answer_sentences = sentences(answer)
-    if not evidence_sentences or not answer_sentences:
+    if not answer_sentences or not any(sentences(passage.text) for passage in passages):
         return
     texts = [*answer_sentences, question.strip()] if question.strip() else answer_sentences
     vectors = sentence_vectors(embed)
-    await asyncio.gather(vectors.warm(texts), vectors.warm(evidence_sentences, keep=True))  # one batch
+    await asyncio.gather(vectors.warm(texts), vectors.warm_passages([passage.text for passage in passages]))
 
 
-def best_similarities(vectors: SentenceVectors, queries: Sequence[str], support: Sequence[str]) -> np.ndarray:
-    """For each query sentence, its highest cosine with any support sentence."""
-    if not queries or not support:
+def best_similarities(queries: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """For each query row, its highest cosine with any support row (unit vectors)."""
+    if not len(queries) or not len(support):
         return np.zeros(len(queries), dtype=np.float32)
-    matrix = vectors([*queries, *support])
-    best: np.ndarray = (matrix[: len(queries)] @ matrix[len(queries) :].T).max(axis=1)
+    best: np.ndarray = (queries @ support.T).max(axis=1)
     return best

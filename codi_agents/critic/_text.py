@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 
+from codi_agents._sentences import sentences
+
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.]*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+|\b[A-Z]{2,}\b")
 
 STOPWORDS = frozenset(
@@ -67,11 +68,6 @@ def content_words(text: str) -> list[str]:
             continue
         words.append(NUMBER_WORDS.get(word) or stem(word))
     return words
-
-
-def sentences(text: str) -> list[str]:
-    """Sentences of a text, dropping empty pieces."""
-    return [part.strip() for part in _SENTENCE_END.split(text) if len(part.strip()) > 2]
 
 
 def numbers(text: str) -> set[str]:

@@ -29,12 +29,13 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from codi_agents.errors import CodiError, EmbeddingError
+from codi_agents.errors import EmbeddingError
+from codi_agents.retrieval._batch_parts import BULK, INTERACTIVE, Job, Part, failure, said, stacked
+from codi_agents.retrieval._passage_sentences import PassageSentences
 from codi_agents.retrieval._vector_store import VectorStore
 
 EmbedFunction = Callable[[list[str]], Any]
@@ -48,36 +49,6 @@ CACHE_TEXTS = 16384
 """Vectors kept: about 25 MB of 384-d float32 vectors."""
 IDLE_SECONDS = 1.0
 """The worker thread ends after this long without requests (and starts again on the next)."""
-_INTERACTIVE, _BULK = 0, 1
-
-
-class _Job:
-    """One caller's request: its parts (a bulk request has several) and the future that gets the vectors."""
-
-    def __init__(self, parts: int) -> None:
-        self.future: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
-        self.results: list[np.ndarray | None] = [None] * parts
-        self.remaining = parts
-
-    def done(self, part: int, vectors: np.ndarray) -> None:
-        self.results[part] = vectors
-        self.remaining -= 1
-        if self.remaining == 0 and not self.future.done():
-            self.future.set_result(np.concatenate([r for r in self.results if r is not None]))
-
-    def fail(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
-
-
-@dataclass(order=True)
-class _Part:
-    priority: int
-    sequence: int
-    texts: list[str] = field(compare=False)
-    job: _Job = field(compare=False)
-    index: int = field(compare=False)
-    keep: bool = field(default=False, compare=False)
 
 
 class EmbeddingBatcher:
@@ -97,8 +68,8 @@ class EmbeddingBatcher:
         `max_batch` and `parallel` (model calls at once) default to what `embed` says, else `MAX_BATCH` and 1."""
         self._model: Callable[[], EmbedFunction | None] = weakref.ref(embed) if weak else (lambda: embed)
         self.window_seconds = window_seconds
-        self.max_batch = max(1, max_batch or _said(embed, "batch_size") or MAX_BATCH)
-        self.parallel = max(1, parallel or _said(embed, "max_concurrency") or 1)
+        self.max_batch = max(1, max_batch or said(embed, "batch_size") or MAX_BATCH)
+        self.parallel = max(1, parallel or said(embed, "max_concurrency") or 1)
         self._slots = threading.BoundedSemaphore(self.parallel)
         self.cache_size = cache_size
         self.calls = 0
@@ -109,23 +80,39 @@ class EmbeddingBatcher:
         """Texts answered from the cache."""
         self.store: VectorStore | None = None
         """Where vectors asked for with `keep=True` are looked up first and kept (the persistent index's file)."""
+        self.late = callable(getattr(embed, "embed_passages", None))
+        """The function pools a passage's sentence vectors from the passage's own run (`_late_chunking`)."""
+        self.passage_sentences = PassageSentences()
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._queue: queue.PriorityQueue[_Part] = queue.PriorityQueue()
+        self._queue: queue.PriorityQueue[Part] = queue.PriorityQueue()
         self._sequence = itertools.count()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def submit(
-        self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False
+        self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False, sentences: bool = False
     ) -> concurrent.futures.Future[np.ndarray]:
         """Queue `texts`; the future gets their vectors in order (one row each). Cached texts need no model call;
-        `keep` texts (passage sentences) are looked up in `store` before the model embeds them, and kept in it."""
+        `keep` texts (passage sentences) are looked up in `store` before the model embeds them, and kept in it.
+
+        `sentences` (only when `late`) treats the texts as passages: in bulk, their sentence vectors are made in
+        the same runs and kept aside; otherwise the future gets those kept sentence vectors, passage after passage
+        (made now for passages not indexed here)."""
         texts = list(texts)
+        sentences = sentences and self.late
         if not texts:
             empty: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
             empty.set_result(np.zeros((0, 0), dtype=np.float32))
             return empty
-        if not bulk:
+        if sentences and not bulk:
+            known = self.passage_sentences.cached(texts)
+            if len(known) == len(set(texts)):
+                with self._lock:
+                    self.hits += len(texts)
+                ready_rows: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
+                ready_rows.set_result(stacked([known[text] for text in texts]))
+                return ready_rows
+        elif not bulk:
             cached = self._cached(texts)
             if cached is not None:
                 ready: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
@@ -133,23 +120,28 @@ class EmbeddingBatcher:
                 return ready
         size = self.max_batch if bulk else max(len(texts), 1)
         chunks = [texts[start : start + size] for start in range(0, len(texts), size)] or [[]]
-        job = _Job(len(chunks))
+        job = Job(len(chunks))
         with self._lock:
             for index, chunk in enumerate(chunks):
-                priority = _BULK if bulk else _INTERACTIVE
-                self._queue.put(_Part(priority, next(self._sequence), chunk, job, index, keep and not bulk))
+                priority = BULK if bulk else INTERACTIVE
+                part = Part(priority, next(self._sequence), chunk, job, index, keep and not bulk, sentences)
+                self._queue.put(part)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="codi-embedding-batcher", daemon=True)
                 self._thread.start()
         return job.future
 
-    def embed(self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False) -> np.ndarray:
-        """The vectors of `texts`, blocking the calling thread until its batch has run."""
-        return self.submit(texts, bulk=bulk, keep=keep).result()
+    def embed(
+        self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False, sentences: bool = False
+    ) -> np.ndarray:
+        """The vectors of `texts` (see `submit`), blocking the calling thread until its batch has run."""
+        return self.submit(texts, bulk=bulk, keep=keep, sentences=sentences).result()
 
-    async def aembed(self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False) -> np.ndarray:
-        """The vectors of `texts`, awaited: the event loop runs on while the batch is embedded."""
-        return await asyncio.wrap_future(self.submit(texts, bulk=bulk, keep=keep))
+    async def aembed(
+        self, texts: Sequence[str], *, bulk: bool = False, keep: bool = False, sentences: bool = False
+    ) -> np.ndarray:
+        """The vectors of `texts` (see `submit`), awaited: the event loop runs on while the batch is embedded."""
+        return await asyncio.wrap_future(self.submit(texts, bulk=bulk, keep=keep, sentences=sentences))
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """`embed(texts)`: the batcher is itself an embedding function."""
@@ -185,7 +177,7 @@ class EmbeddingBatcher:
             else:
                 threading.Thread(target=self._run_and_release, args=(batch,), daemon=True).start()
 
-    def _run_and_release(self, batch: list[_Part]) -> None:
+    def _run_and_release(self, batch: list[Part]) -> None:
         try:
             self._run(batch)
         except Exception as error:  # never leave a caller waiting on a thread that died
@@ -194,37 +186,41 @@ class EmbeddingBatcher:
         finally:
             self._slots.release()
 
-    def _run(self, batch: list[_Part]) -> None:
-        keys = {text: text_key(text) for part in batch for text in part.texts}
+    def _run(self, batch: list[Part]) -> None:
+        asked = [part for part in batch if part.priority == BULK or not part.sentences]  # a vector per text
+        rows_asked = [part for part in batch if part.priority == INTERACTIVE and part.sentences]  # sentence rows
+        keys = {text: text_key(text) for part in asked for text in part.texts}
         vectors: dict[str, np.ndarray] = {}
-        interactive = {text for part in batch if part.priority == _INTERACTIVE for text in part.texts}
+        interactive = {text for part in asked if part.priority == INTERACTIVE for text in part.texts}
         with self._lock:
             for text in interactive:
                 if (found := self._cache.get(keys[text])) is not None:
                     self._cache.move_to_end(keys[text])
                     vectors[text] = found
-        kept = {text for part in batch if part.keep for text in part.texts}
+        kept = {text for part in asked if part.keep for text in part.texts}
         store = self.store
         if store is not None and kept:
             vectors.update(store.vectors({text: keys[text] for text in kept if text not in vectors}))
         missing = [text for text in keys if text not in vectors]
+        pooled = {text for part in asked if part.sentences for text in part.texts}
+        matrices = self.passage_sentences.found((text for part in rows_asked for text in part.texts), store)
+        to_pool = [text for text in missing if text in pooled]  # passages being indexed: always embedded
+        rows_missing = dict.fromkeys(text for part in rows_asked for text in part.texts if text not in matrices)
+        to_pool += [text for text in rows_missing if text not in pooled]
+        plain = [text for text in missing if text not in pooled]
         try:
-            if missing:
-                model = self._model()
-                if model is None:
-                    raise RuntimeError("the embedding function was garbage-collected while requests were waiting")
-                fresh = np.asarray(model(missing), dtype=np.float32)
-                if fresh.ndim != 2 or fresh.shape[0] != len(missing):
-                    raise ValueError(f"it returned an array of shape {fresh.shape} for {len(missing)} texts")
-                vectors.update(zip(missing, fresh, strict=True))
+            fresh, fresh_matrices = self._embed_missing(plain, to_pool)
         except Exception as error:
             for part in batch:
-                part.job.fail(_failure(error, len(missing)))
+                part.job.fail(failure(error, len(plain) + len(to_pool)))
             return
+        vectors.update({text: vector for text, vector in fresh.items() if text in keys})
+        self.passage_sentences.keep(fresh_matrices, store)
+        matrices.update(fresh_matrices)
         with self._lock:
-            self.calls += 1 if missing else 0
-            self.embedded += len(missing)
-            self.hits += sum(len(part.texts) for part in batch) - len(missing)
+            self.calls += 1 if plain or to_pool else 0
+            self.embedded += len(plain) + len(to_pool)
+            self.hits += sum(len(part.texts) for part in batch) - len(plain) - len(to_pool)
             if self.cache_size > 0:
                 for text in interactive:
                     if keys[text] not in self._cache:
@@ -233,9 +229,35 @@ class EmbeddingBatcher:
                     self._cache.popitem(last=False)
         if store is not None and kept:
             store.put((keys[text], vectors[text]) for text in missing if text in kept)
-        for part in batch:
+        for part in asked:
             rows = [vectors[text] for text in part.texts]
             part.job.done(part.index, np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32))
+        for part in rows_asked:
+            part.job.done(part.index, stacked([matrices[text] for text in part.texts]))
+
+    def _embed_missing(
+        self, plain: list[str], passages: list[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Vectors of `plain` and `passages` from the model, and the sentence vectors of `passages` (`late`)."""
+        if not plain and not passages:
+            return {}, {}
+        model = self._model()
+        if model is None:
+            raise RuntimeError("the embedding function was garbage-collected while requests were waiting")
+        vectors: dict[str, np.ndarray] = {}
+        matrices: dict[str, np.ndarray] = {}
+        if plain:
+            fresh = np.asarray(model(plain), dtype=np.float32)
+            if fresh.ndim != 2 or fresh.shape[0] != len(plain):
+                raise ValueError(f"it returned an array of shape {fresh.shape} for {len(plain)} texts")
+            vectors.update(zip(plain, fresh, strict=True))
+        if passages:
+            pooled, sentence_rows = model.embed_passages(passages)  # type: ignore[attr-defined]
+            if len(pooled) != len(passages) or len(sentence_rows) != len(passages):
+                raise ValueError(f"it returned {len(pooled)} vectors for {len(passages)} passages")
+            vectors.update(zip(passages, pooled, strict=True))
+            matrices.update(zip(passages, sentence_rows, strict=True))
+        return vectors, matrices
 
     def _cached(self, texts: list[str]) -> np.ndarray | None:
         """All of `texts` from the cache, or None when any is missing."""
@@ -249,30 +271,6 @@ class EmbeddingBatcher:
                 self._cache.move_to_end(text_key(text))
             self.hits += len(texts)
         return np.stack(rows)  # type: ignore[arg-type]
-
-
-def _failure(error: Exception, texts: int) -> CodiError:
-    """What the callers of a failed batch get: the function's own `CodiError` (a copy each, so that their
-    tracebacks stay apart), or an `EmbeddingError` that says what failed."""
-    if isinstance(error, CodiError):
-        try:
-            copy = type(error)(*error.args)
-        except Exception:
-            copy = EmbeddingError(str(error))
-        copy.__cause__ = error.__cause__
-        copy.__suppress_context__ = True
-        return copy
-    failure = EmbeddingError(
-        f"The embedding model failed on a batch of {texts} texts: {type(error).__name__}: {error}. "
-        "Check the embedding function (or its server); the conversations that needed it are retried on resume."
-    )
-    failure.__cause__ = error
-    return failure
-
-
-def _said(embed: EmbedFunction, attribute: str) -> int | None:
-    value = getattr(embed, attribute, None)
-    return value if isinstance(value, int) and value >= 1 else None
 
 
 def text_key(text: str) -> bytes:

@@ -26,8 +26,10 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
+from codi_agents._sentences import sentence_spans
 from codi_agents.config._settings import Settings
 from codi_agents.errors import ConfigError
+from codi_agents.retrieval._late_chunking import pool_sentences
 
 MAX_TOKENS = 256
 """all-MiniLM-L6-v2 was trained on sequences of up to 256 word pieces."""
@@ -68,15 +70,40 @@ class _MiniLM:
         tokens = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
         return np.stack(self.runs.map(self._embed_one, tokens))
 
+    def embed_passages(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Unit vectors for `texts`, and for each text the unit vectors of its sentences (`_sentences`), pooled
+        from the same run (`_late_chunking`)."""
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32), []
+        runs = self.runs.map(self._passage_one, list(zip(texts, self.tokenizer.encode_batch(texts), strict=True)))
+        return np.stack([vector for vector, _ in runs]), [sentences for _, sentences in runs]
+
+    def _passage_one(self, item: tuple[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        text, encoding = item
+        hidden = self._hidden(encoding.ids)
+        spans = sentence_spans(text)
+        pooled, uncovered = pool_sentences(hidden, encoding.offsets, spans)
+        for row in uncovered:  # past the model's window: embedded on its own
+            start, end = spans[row]
+            pooled[row] = self._embed_one(self.tokenizer.encode(text[start:end]).ids)
+        return _unit(hidden.mean(axis=0)), pooled
+
     def _embed_one(self, token_ids: list[int]) -> np.ndarray:
+        return _unit(self._hidden(token_ids).mean(axis=0))
+
+    def _hidden(self, token_ids: list[int]) -> np.ndarray:
+        """The model's last hidden state: one row per word piece."""
         ids = np.asarray([token_ids], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         if "token_type_ids" in self.input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
         hidden: np.ndarray = self.timed_run("embedder", self.session, None, feeds)[0][0]
-        pooled = hidden.mean(axis=0)
-        unit: np.ndarray = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
-        return unit
+        return hidden
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    unit: np.ndarray = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+    return unit
 
 
 @lru_cache(maxsize=1)
@@ -105,6 +132,11 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
 
     def __call__(self, input: Documents) -> Embeddings:
         return list(_load(self.threads).embed(list(input)))
+
+    def embed_passages(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The vectors of `texts` (as calling the function gives them) and, from the same runs, each text's
+        sentence vectors (`retrieval._late_chunking`): the batcher asks for these when it indexes passages."""
+        return _load(self.threads).embed_passages(list(texts))
 
     @staticmethod
     def name() -> str:

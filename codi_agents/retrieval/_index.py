@@ -150,7 +150,7 @@ class PassageIndex:
             return False
         flag_detected_injections(passages)
         kept = [passage.model_copy(deep=True) for passage in passages]  # the caller may change its own
-        vectors = self.embedder.embed([passage.text for passage in passages], bulk=True)
+        vectors = self.embedder.embed([passage.text for passage in passages], bulk=True, sentences=True)
         flagged = {passage.index: list(passage.flags) for passage in passages if passage.flags} or _NO_FLAGS
         if kept:
             self._documents.put(key, kept, vectors)  # searched from memory until the writer has stored it

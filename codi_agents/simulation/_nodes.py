@@ -11,8 +11,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from codi_agents._record import Failure, RejectedAttempt, Turn
+from codi_agents._sentences import sentences
 from codi_agents.critic._assess import assess_exchange
-from codi_agents.critic._text import sentences
 from codi_agents.errors import RequestRejectedError
 from codi_agents.inputs._passages import Passage
 from codi_agents.retrieval._queries import contextual_queries, describe_queries

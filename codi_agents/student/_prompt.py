@@ -14,8 +14,8 @@ from typing import Any
 from chromadb.api.types import Documents, EmbeddingFunction
 
 from codi_agents._record import Turn
+from codi_agents._sentences import sentences
 from codi_agents.config._settings import Settings
-from codi_agents.critic._text import sentences
 from codi_agents.inputs._passages import Passage, chunk_document
 from codi_agents.retrieval._index import PassageIndex
 from codi_agents.retrieval._queries import contextual_queries
