@@ -109,3 +109,14 @@ def test_an_embedding_function_that_cannot_pool_embeds_each_passage_sentence_on_
     answer = "It opens at eight."
     signals = similarity_signals(answer, chunk_document(Document(id="d", text=PASSAGE)), "", plain)
     assert set(texts) == {PASSAGE, answer, *sentences(PASSAGE)} and signals["min_similarity"] > 0.5
+
+
+def test_a_reply_sentence_quoted_word_for_word_from_a_passage_scores_one_without_being_embedded() -> None:
+    embed = CountingMiniLM()
+    passages = chunk_document(Document(id="office", text=PASSAGE))
+    quoted = "It is closed on public holidays."
+    signals = similarity_signals(f"{quoted} Bring your old licence.", passages, "", embed)
+    assert embed.texts == ["Bring your old licence."]  # the quoted sentence needs no vector
+    assert signals["mean_similarity"] > signals["min_similarity"]
+    assert similarity_signals(quoted, passages, "", embed) == {"min_similarity": 1.0, "mean_similarity": 1.0}
+    assert embed.texts == ["Bring your old licence."]

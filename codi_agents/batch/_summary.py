@@ -202,7 +202,7 @@ def summary_tables(summary: RunSummary | Mapping[str, Any]) -> list[Table]:
         rows.append(("passages embedded / found indexed", f"{s.index.passages_embedded:,} / "
                      f"{s.index.passages_reused:,} ({where})"))  # fmt: skip
         if s.index.sentence_vectors_kept or s.index.sentence_vectors_reused:
-            rows.append(("passage sentences embedded and kept / found kept", f"{s.index.sentence_vectors_kept:,} / "
+            rows.append(("passage-sentence vectors kept / found kept", f"{s.index.sentence_vectors_kept:,} / "
                          f"{s.index.sentence_vectors_reused:,}"))  # fmt: skip
     if s.stopped_because:
         rows.append(("stopped because", s.stopped_because))

@@ -24,10 +24,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from codi_agents._security import injected_sentences, injection_markers
 from codi_agents._sentences import sentences
 from codi_agents.critic._checkers import reply_score
-from codi_agents.critic._similarity import Embed, best_similarities, sentence_vectors
+from codi_agents.critic._similarity import Embed, best_similarities, quoted_sentences, sentence_vectors
 from codi_agents.critic._text import (
     STOPWORDS,
     content_words,
@@ -180,7 +182,10 @@ def _logit(probability: float) -> float:
 def similarity_signals(
     answer: str, passages: Sequence[Passage], question: str, embed: Embed | None
 ) -> dict[str, float]:
-    """Best cosine of each answer sentence against the passage sentences: min and mean over the answer."""
+    """Best cosine of each answer sentence against the passage sentences: min and mean over the answer.
+
+    A reply sentence that is one of the passages' sentences word for word scores 1 without being embedded, as
+    it did when passage sentences were embedded on their own (their vectors were then the same)."""
     answer_sentences = sentences(answer)
     if embed is None or not answer_sentences:
         return {}
@@ -188,12 +193,14 @@ def similarity_signals(
     support = vectors.passage_rows([passage.text for passage in passages])
     if not len(support):
         return {}
-    asked = [*answer_sentences, question.strip()] if question.strip() else answer_sentences
-    rows = vectors(asked)
-    best = best_similarities(rows[: len(answer_sentences)], support)
+    quoted = quoted_sentences(answer_sentences, passages)
+    asked = [sentence for sentence in answer_sentences if sentence not in quoted]
+    rows = vectors([*asked, question.strip()] if question.strip() else asked)
+    best_asked = iter(best_similarities(rows[: len(asked)], support))
+    best = np.array([1.0 if sentence in quoted else float(next(best_asked)) for sentence in answer_sentences])
     signals = {"min_similarity": float(best.min()), "mean_similarity": float(best.mean())}
     if question.strip():
-        signals["question_support"] = float(best_similarities(rows[len(answer_sentences) :], support)[0])
+        signals["question_support"] = float(best_similarities(rows[len(asked) :], support)[0])
     return signals
 
 

@@ -100,9 +100,16 @@ async def prefetch(embed: Embed | None, answer: str, passages: Sequence[Passage]
     answer_sentences = sentences(answer)
     if not answer_sentences or not any(sentences(passage.text) for passage in passages):
         return
-    texts = [*answer_sentences, question.strip()] if question.strip() else answer_sentences
+    quoted = quoted_sentences(answer_sentences, passages)
+    texts = [sentence for sentence in answer_sentences if sentence not in quoted]
+    texts += [question.strip()] if question.strip() else []
     vectors = sentence_vectors(embed)
     await asyncio.gather(vectors.warm(texts), vectors.warm_passages([passage.text for passage in passages]))
+
+
+def quoted_sentences(answer_sentences: Sequence[str], passages: Sequence[Passage]) -> set[str]:
+    """The answer's sentences that are sentences of the passages word for word (they need no vector)."""
+    return set(answer_sentences) & {sentence for passage in passages for sentence in sentences(passage.text)}
 
 
 def best_similarities(queries: np.ndarray, support: np.ndarray) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Vectors kept on disk beside a persistent passage index, so a later run does not embed the same sentences again.
 
-The critic compares every reply sentence with the sentences of the passages it was shown. Passages are
-embedded whole when a corpus is indexed, but their sentences only when a conversation first retrieves them,
-and in a run over an indexed corpus they were about half of all the text the embedding model saw (measured at
-K = 32 over 40 QuAC documents: 20,556 of 42,613 tokens). So the index keeps them: one SQLite file per
-collection, beside Chroma's files, holding each sentence's vector under the hash of its text. The collection's
-name already depends on the embedding model (its key), so a file only ever holds one model's vectors.
+The critic compares every reply sentence with the sentences of the passages it was shown. With the packaged
+MiniLM their vectors are made while the corpus is indexed (`_late_chunking`) and kept under the passage's key,
+a matrix per passage (`_passage_sentences`); with another embedding function each sentence is embedded when a
+conversation first retrieves its passage and kept under the hash of its text. Either way a later run over the
+same index finds them here: one SQLite file per collection, beside Chroma's files. The collection's name
+already depends on the embedding model (its key), so a file only ever holds one model's vectors.
 
 It is a cache, never the truth: a file that cannot be read or written (a full disk, a damaged file, a
 read-only folder) is logged once and then left alone, and the run embeds as if it were not there. Writes are

@@ -216,10 +216,12 @@ class IndexSummary(IndexRecord):
     documents_reused: int = Field(description="Documents found indexed already: nothing embedded for them.")
     passages_reused: int
     sentence_vectors_kept: int = Field(
-        default=0, description="Passage sentences the critic embedded and kept beside the index for later runs."
+        default=0,
+        description="Entries of the critic's passage-sentence vectors kept beside the index for later runs: one per "
+        "passage with the packaged MiniLM (made while indexing), one per sentence with an embeddings server.",
     )
     sentence_vectors_reused: int = Field(
-        default=0, description="Passage sentences found kept beside the index: not embedded again."
+        default=0, description="Entries of passage-sentence vectors found kept beside the index: not made again."
     )
 
 
