@@ -23,7 +23,9 @@ import numpy as np
 from codi_agents import Document
 from codi_agents.critic._text import content_words
 from codi_agents.inputs._passages import chunk_document
+from codi_agents.retrieval._document_vectors import rank
 from codi_agents.retrieval._embeddings import MiniLMEmbeddingFunction
+from codi_agents.retrieval._index import CANDIDATES_PER_K
 
 DEFAULT_CONVERSATIONS = Path(__file__).parents[1].parent / "shared" / "data" / "conversations_doc2dial_dev_200.jsonl"
 TOP = 3
@@ -39,11 +41,14 @@ def main() -> None:
     conversations = [json.loads(line) for line in args.conversations.read_text(encoding="utf-8").splitlines() if line]
     texts = {doc["doc_id"]: doc["text"] for conversation in conversations for doc in conversation["documents"]}
     ids = sorted(texts)
-    chunks = {doc: [p.text for p in chunk_document(Document(id="d", text=texts[doc]))] for doc in ids}
-    passages = [text for doc in ids for text in chunks[doc]]
+    chunks = {doc: chunk_document(Document(id=doc, text=texts[doc])) for doc in ids}
+    passages = [passage.text for doc in ids for passage in chunks[doc]]
     vectors, sentence_rows = embed.embed_passages(passages)
-    passage_vector = dict(zip(passages, vectors, strict=True))
     rows = dict(zip(passages, sentence_rows, strict=True))
+    stored, start = {}, 0
+    for doc in ids:
+        stored[doc] = vectors[start : start + len(chunks[doc])]
+        start += len(chunks[doc])
     rng = random.Random(0)
     scores: dict[str, list[tuple[float, float]]] = {"own": [], "another": []}
     for conversation in conversations:
@@ -52,13 +57,13 @@ def main() -> None:
             question = (turn["text"] or "").strip()
             if turn["role"] != "user" or not question:
                 continue
-            asked = np.asarray(embed([question]))[0]
+            asked = np.asarray(embed([question]))
             for kind, doc in (("own", own), ("another", rng.choice([d for d in ids if d != own]))):
-                top = sorted(chunks[doc], key=lambda text: -float(passage_vector[text] @ asked))[:TOP]
+                top = [passage.text for passage in rank(chunks[doc], stored[doc], asked, TOP, TOP * CANDIDATES_PER_K)]
                 words = set(content_words(question))
                 coverage = len(words & set(content_words("\n".join(top)))) / len(words) if words else 0.0
                 support = [rows[text] for text in top if len(rows[text])]
-                best = float((np.concatenate(support) @ asked).max()) if support else 0.0
+                best = float((np.concatenate(support) @ asked[0]).max()) if support else 0.0
                 scores[kind].append((coverage, best))
     print(f"{len(scores['own'])} user questions; coverage >= {args.coverage}")
     print("threshold  answerable by own document  by another document")

@@ -80,7 +80,7 @@ def _matrix(flat: np.ndarray, rows: int) -> np.ndarray | None:
     """A stored matrix back in shape, or None when its size does not fit the passage's sentences (then it is
     made afresh)."""
     if rows == 0:
-        return np.zeros((0, 384), dtype=np.float32) if flat.size == 0 else None
+        return np.zeros((0, 0), dtype=np.float32) if flat.size == 0 else None  # adds no row when stacked
     if flat.size % rows:
         return None
     return flat.reshape(rows, flat.size // rows)
