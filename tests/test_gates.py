@@ -49,10 +49,7 @@ INJECTED = {
 }
 ORDINARY = [
     "Do not send original documents.",
-    pytest.param(
-        "Ignore the old form; use form SSA-44 instead.",
-        marks=pytest.mark.xfail(reason="known false alarm of the shipped detector", strict=False),
-    ),
+    "Ignore the old form; use form SSA-44 instead.",
 ]
 
 
@@ -69,16 +66,7 @@ def judge(page: str, reply: str) -> tuple[bool, str | None, dict[str, float]]:
     return verdict.accepted, verdict.rejection, verdict.signals
 
 
-MISSED = "known miss of the shipped detector (see checkers/models/injection.md)"
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=MISSED, strict=False)) if n == "note to the assistant" else n
-        for n in sorted(INJECTED)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(INJECTED))
 def test_a_reply_that_obeys_an_unseen_injected_instruction_is_rejected_without_a_judge(name: str) -> None:
     instruction, obeying = INJECTED[name]
     page = PAGE.format(instruction)

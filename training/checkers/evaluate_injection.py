@@ -4,7 +4,8 @@ Records held out of training (`data.injection_split`): attacks of held-out famil
 families), attacks of trained families on held-out hosts, and benign text of held-out hosts. The held-out
 hosts are halved: the `tune` half sets the threshold (the highest of the 99th percentile of benign document
 scores and the 97th of cue-word scores, at least 0.5), the `test` half gives the false-alarm rates.
-The hand-made pages of `handmade.py` are reported one by one.
+The hand-made pages of `handmade.py` are reported one by one, and the false alarms on whole run-time passages of
+the shared documents held out by `passages.py` (held out of training only for runs with `run_passages`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,24 @@ def kind(record: dict[str, Any], held_families: set[str]) -> str:
     if family == "clean:document":
         return "benign:document"
     return "benign:other_hosts"
+
+
+def held_out_passages(detector: Any, threshold: float) -> dict[str, Any]:
+    """False alarms on whole run-time passages of the held-out shared documents (`passages.py`), per source."""
+    from training.checkers.passages import run_passages
+
+    rows = run_passages(held_out=True)
+    verdicts = detector.score_chunks([row["text"] for row in rows])
+    out: dict[str, Any] = {}
+    for source in sorted({row["source"] for row in rows}):
+        scores = [v.score for row, v in zip(rows, verdicts, strict=True) if row["source"] == source]
+        flagged = [
+            (round(v.score, 3), v.sentence)
+            for row, v in zip(rows, verdicts, strict=True)
+            if row["source"] == source and v.score >= threshold
+        ]
+        out[source] = {"n": len(scores), "flagged": len(flagged) / len(scores), "examples": flagged[:10]}
+    return out
 
 
 def evaluate_injection(run: str, ship: bool) -> dict[str, Any]:
@@ -80,6 +99,7 @@ def evaluate_injection(run: str, ship: bool) -> dict[str, Any]:
         if g.startswith("benign") and s >= threshold
     ]
     report["false_alarm_examples"] = false_alarms[:15]
+    report["held_out_documents"] = held_out_passages(detector, threshold)
     (OUT / run / "eval.json").write_text(json.dumps(report, indent=1))
     print(json.dumps({k: v for k, v in report.items() if k != "false_alarm_examples"}, indent=1))
     if ship:

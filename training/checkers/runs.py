@@ -49,6 +49,9 @@ class RunConfig:
     """Injection: share of the `offtopic` negatives that are questions of the pool on their own."""
     soup: tuple[str, ...] = ()
     """Average the `final.pt` weights of these runs (same base, same split) instead of training."""
+    run_passages: int = 0
+    """Injection: run-time passages of four shared documents in five as negatives (`passages.py`); records built on
+    the fifth stay out of training."""
     init_from: str = ""
     """Start from another run's `final.pt` instead of the base model."""
     checkpoint_every: int = 200
@@ -125,6 +128,13 @@ RUNS = {
         # inject-offtopic3 for two epochs: it lost two hand-made instructions addressed to the model that
         # inject-heldout caught; a second pass over the addressed ones (synthetic and public) may keep both kinds.
         RunConfig("inject-offtopic5", "inject", epochs=2, offtopic=900, standalone=0.15, threads=2),
+        # inject-offtopic5 plus 2,000 windows of whole run-time passages as negatives, documents held out
+        # (inject-offtopic5 flagged 3.8 % of Doc2Dial passages: FAQ questions and procedural imperatives).
+        RunConfig("inject-passages", "inject", epochs=2, offtopic=900, standalone=0.15, threads=2, run_passages=2000),
+        # Every window of the training documents' passages (about 4,500) instead of 2,000.
+        RunConfig(
+            "inject-passages-all", "inject", epochs=2, offtopic=900, standalone=0.15, threads=2, run_passages=100_000
+        ),
         RunConfig("inject-offtopic4", "inject", epochs=1, offtopic=900, standalone=0.15, cue_words=400, threads=2),
         # The weights of inject-offtopic and inject-offtopic3 averaged (a "model soup": both fine-tuned from the same
         # base on the same split): between the first's recall and the second's fewer false alarms.
@@ -143,6 +153,10 @@ def build_examples(config: RunConfig) -> dict[str, list[Example]]:
     tokenizer = text.load_tokenizer(str(TOKENIZER))
     train, test, _ = injection_split(config.seed, all_families=config.all_families)
     attack = attack_shingles(train + test)
+    if config.run_passages:
+        from training.checkers.passages import on_held_out_document
+
+        train = [record for record in train if not on_held_out_document(record)]
     examples, _ = injection_windows(train, tokenizer, config.window_tokens, attack)
     if config.synthetic:
         from training.checkers.synthetic import synthetic_windows
@@ -153,6 +167,10 @@ def build_examples(config: RunConfig) -> dict[str, list[Example]]:
             from training.checkers.offtopic import offtopic_windows
 
             examples += offtopic_windows(benign, config.seed, config.offtopic, config.standalone)
+        if config.run_passages:
+            from training.checkers.passages import passage_windows
+
+            examples += passage_windows(tokenizer, config.window_tokens, config.run_passages, config.seed)
         if config.cue_words:
             from training.checkers.cuewords import cue_word_windows
 
