@@ -41,13 +41,9 @@ def held_out_passages(detector: Any, threshold: float) -> dict[str, Any]:
     verdicts = detector.score_chunks([row["text"] for row in rows])
     out: dict[str, Any] = {}
     for source in sorted({row["source"] for row in rows}):
-        scores = [v.score for row, v in zip(rows, verdicts, strict=True) if row["source"] == source]
-        flagged = [
-            (round(v.score, 3), v.sentence)
-            for row, v in zip(rows, verdicts, strict=True)
-            if row["source"] == source and v.score >= threshold
-        ]
-        out[source] = {"n": len(scores), "flagged": len(flagged) / len(scores), "examples": flagged[:10]}
+        scored = [verdict for row, verdict in zip(rows, verdicts, strict=True) if row["source"] == source]
+        flagged = [(round(v.score, 3), v.sentence) for v in scored if v.score >= threshold]
+        out[source] = {"n": len(scored), "flagged": len(flagged) / len(scored), "examples": flagged[:10]}
     return out
 
 

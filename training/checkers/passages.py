@@ -2,7 +2,7 @@
 
 The detector's false alarms on the shared documents, chunked as `codi run` chunks them, were 3.8 % of the Doc2Dial
 passages and 1.4 % of the QuAC ones (FAQ questions such as "What is a driving school instructor?" and procedural
-imperatives such as "Send the form to the address on form MV-215."), while the held-out `clean:document` chunks of
+imperatives such as "Send the form to : Data Services…"), while the held-out `clean:document` chunks of
 the training file showed none. Those chunks are short excerpts around an injection point; a run sees whole
 passages. So whole passages of four documents in five become negatives here, and the fifth document is held out:
 its passages, and every training record built on it (as a host), stay out of training, so the false-alarm rate on
@@ -20,7 +20,7 @@ import json
 import random
 from typing import Any
 
-from training.checkers.common import DATA, OUT, bucket, read_jsonl
+from training.checkers.common import DATA, OUT, bucket, load_text_module, read_jsonl
 from training.checkers.data import Example
 
 PASSAGES_FILE = OUT / "run_passages.jsonl"
@@ -77,9 +77,8 @@ def run_passages(held_out: bool) -> list[dict[str, Any]]:
 
 
 def passage_windows(tokenizer: Any, max_tokens: int, count: int, seed: int) -> list[Example]:
-    """`count` run-time windows of training documents' passages, as negatives (a sample, seeded)."""
-    from training.checkers.common import load_text_module
-
+    """`count` run-time windows of training documents' passages, as negatives (a sample, seeded; all of them when
+    `count` is at least their number)."""
     text = load_text_module()
     pool = [
         Example(

@@ -50,8 +50,8 @@ class RunConfig:
     soup: tuple[str, ...] = ()
     """Average the `final.pt` weights of these runs (same base, same split) instead of training."""
     run_passages: int = 0
-    """Injection: run-time passages of four shared documents in five as negatives (`passages.py`); records built on
-    the fifth stay out of training."""
+    """Injection: how many run-time windows of the passages of four shared documents in five to add as negatives
+    (`passages.py`; more than there are takes them all); records built on the fifth stay out of training."""
     init_from: str = ""
     """Start from another run's `final.pt` instead of the base model."""
     checkpoint_every: int = 200
