@@ -33,10 +33,13 @@ from codi_agents.critic._similarity import Embed, best_similarities, quoted_sent
 from codi_agents.critic._text import (
     STOPWORDS,
     content_words,
+    letter_runs,
     names,
+    near_pairs,
+    number_set,
     numbers,
     stem,
-    words_of,
+    word_set,
 )
 from codi_agents.inputs._passages import Passage
 
@@ -58,8 +61,6 @@ __all__ = [
 
 COUNT_CAP = 3.0
 """Counts (novel numbers, names, personal claims) are capped, so a long list cannot swamp the other signals."""
-PAIR_WINDOW = 3
-"""Two content words count as a supported pair when a passage has them at most this many content words apart."""
 LOGIT_EDGE = 1e-4
 """Checker probabilities are clipped to [edge, 1 - edge] before log-odds, so the log-odds stay within ±9.21."""
 
@@ -117,8 +118,9 @@ def grounding_signals(
 
     `checker=False` leaves out the trained cross-encoder's `faithfulness` (the costliest signal), for a
     caller that adds it later only if it is needed (`faithfulness_signal`)."""
-    evidence = "\n".join(passage.text for passage in passages)
-    evidence_words = set(content_words(evidence))
+    texts = [passage.text for passage in passages]
+    evidence = "\n".join(texts)
+    evidence_words = set().union(*map(word_set, texts))  # per passage: remembered across turns
     answer_words = content_words(answer)
     question_words = set(content_words(question))
     unsupported = [word for word in answer_words if word not in evidence_words]
@@ -130,9 +132,9 @@ def grounding_signals(
             sum(1 for word in unsupported if word not in question_words), len(answer_words)
         ),
         "max_sentence_unsupported": _worst_sentence(answer, evidence_words),
-        "unsupported_pairs": _unsupported_pairs(answer_words, evidence),
-        "novel_numbers": min(float(len(numbers(answer) - numbers(evidence))), COUNT_CAP),
-        "novel_names": min(float(len(names(answer) - words_of(evidence))), COUNT_CAP),
+        "unsupported_pairs": _unsupported_pairs(answer_words, texts),
+        "novel_numbers": min(float(len(numbers(answer) - set().union(*map(number_set, texts)))), COUNT_CAP),
+        "novel_names": min(float(len(names(answer) - set().union(*map(letter_runs, texts)))), COUNT_CAP),
         "personal_claims": min(float(_personal_claims(normalised, evidence)), COUNT_CAP),
         "asks_back": _question_share(answer, len(answer_words)),
         "abstains": 1.0 if ABSTENTION.search(normalised) else 0.0,
@@ -284,14 +286,10 @@ def _worst_sentence(answer: str, evidence_words: set[str]) -> float:
     return worst
 
 
-def _unsupported_pairs(answer_words: list[str], evidence: str) -> float:
+def _unsupported_pairs(answer_words: list[str], texts: Sequence[str]) -> float:
+    """Share of the answer's neighbouring word pairs that no passage sentence has within `PAIR_WINDOW` words."""
     pairs = list(itertools.pairwise(answer_words))
     if not pairs:
         return 0.0
-    near: set[frozenset[str]] = set()
-    for sentence in sentences(evidence) or [evidence]:
-        words = content_words(sentence)
-        for i, word in enumerate(words):
-            for other in words[i + 1 : i + 1 + PAIR_WINDOW]:
-                near.add(frozenset((word, other)))
+    near = set().union(*map(near_pairs, texts))
     return _share(sum(1 for pair in pairs if frozenset(pair) not in near and pair[0] != pair[1]), len(pairs))

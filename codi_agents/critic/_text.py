@@ -7,8 +7,9 @@ signal costs microseconds and behaves the same on every machine.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-from codi_agents._sentences import sentences
+from codi_agents._sentences import CACHED_TEXTS, sentences
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.]*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -59,6 +60,12 @@ def stem(word: str) -> str:
 
 def content_words(text: str) -> list[str]:
     """Lower-cased, lightly stemmed words that carry content (no stopwords, no one-letter words)."""
+    return list(_content_words(text))
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def _content_words(text: str) -> tuple[str, ...]:
+    """`content_words`, remembered: a passage's sentences are read again at every turn that shows them."""
     words = []
     for token in _WORD.findall(text):
         word = token.lower().strip("'-.,")
@@ -67,7 +74,7 @@ def content_words(text: str) -> list[str]:
         if word in STOPWORDS:
             continue
         words.append(NUMBER_WORDS.get(word) or stem(word))
-    return words
+    return tuple(words)
 
 
 def numbers(text: str) -> set[str]:
@@ -90,3 +97,39 @@ def names(text: str) -> set[str]:
 def words_of(text: str) -> set[str]:
     """Every lower-cased letter run of a text: what a name must be found among to count as supported."""
     return set(re.findall(r"[a-z]+", text.lower()))
+
+
+# Per passage text, remembered: the same passages are shown at many turns, and these sets are the same each time.
+
+PAIR_WINDOW = 3
+"""Two content words count as a supported pair when a passage has them at most this many content words apart."""
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def near_pairs(text: str) -> frozenset[frozenset[str]]:
+    """The content-word pairs said together (within `PAIR_WINDOW` words of one sentence) in `text`."""
+    near: set[frozenset[str]] = set()
+    for sentence in sentences(text) or [text]:
+        words = content_words(sentence)
+        for i, word in enumerate(words):
+            for other in words[i + 1 : i + 1 + PAIR_WINDOW]:
+                near.add(frozenset((word, other)))
+    return frozenset(near)
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def word_set(text: str) -> frozenset[str]:
+    """`content_words` of a text, as a set."""
+    return frozenset(content_words(text))
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def number_set(text: str) -> frozenset[str]:
+    """`numbers` of a text."""
+    return frozenset(numbers(text))
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def letter_runs(text: str) -> frozenset[str]:
+    """`words_of` a text."""
+    return frozenset(words_of(text))

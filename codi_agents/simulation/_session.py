@@ -15,15 +15,13 @@ from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction
 
-from codi_agents._ids import conversation_id, stable_hash
+from codi_agents._ids import stable_hash
 from codi_agents._record import Conversation
-from codi_agents._security import redact
-from codi_agents._version import __version__
 from codi_agents.config._discovery import with_discovered_models
 from codi_agents.config._roles import resolve_roles
 from codi_agents.config._settings import ROLES, Role, Settings
 from codi_agents.critic._calibration import Calibration, load_calibration
-from codi_agents.inputs._documents import DOCUMENT_NOTES, Document
+from codi_agents.inputs._documents import Document
 from codi_agents.inputs._flows import FlowGraph
 from codi_agents.inputs._passages import Passage, chunk_document
 from codi_agents.inputs._personas import Persona
@@ -35,6 +33,7 @@ from codi_agents.retrieval._embeddings import default_embedding_function, embedd
 from codi_agents.retrieval._index import DEFAULT_COLLECTION, PassageIndex
 from codi_agents.retrieval._indexing_threads import on_indexing_threads
 from codi_agents.simulation._context import SimulationContext
+from codi_agents.simulation._conversation_record import conversation_record
 from codi_agents.simulation._graph import build_graph, recursion_limit
 from codi_agents.simulation._state import SimulationInput
 from codi_agents.tasks import get_task
@@ -78,6 +77,7 @@ class Session:
         self.context: SimulationContext | None = None
         self.index: PassageIndex | None = None
         self._graph: Any = None
+        self._fingerprint: tuple[Settings | None, str] = (None, "")
 
     def open(self) -> Session:
         """Start the embedded model if a role needs it, build the models, open the index, compile the graph."""
@@ -205,17 +205,22 @@ class Session:
 
     @property
     def fingerprint(self) -> str:
-        """A hash of everything that shapes output: settings, task version, calibration, embedding."""
-        name = embedding_identity(self._embedding_function)
-        return stable_hash(
-            {
-                "settings": self.settings.output_affecting(),
-                "task": [self.task.name, self.task.version],
-                "calibration": self.calibration.digest(),  # the numbers, not only the version label
-                "embedding": name,
-                "model_instances": self.model_instance_names,
-            }
-        )
+        """A hash of everything that shapes output: settings, task version, calibration, embedding (worked out
+        once per settings object: every conversation's id names it, and settings are replaced, not changed)."""
+        if self._fingerprint[0] is not self.settings:
+            self._fingerprint = (
+                self.settings,
+                stable_hash(
+                    {
+                        "settings": self.settings.output_affecting(),
+                        "task": [self.task.name, self.task.version],
+                        "calibration": self.calibration.digest(),  # the numbers, not only the version label
+                        "embedding": embedding_identity(self._embedding_function),
+                        "model_instances": self.model_instance_names,
+                    }
+                ),
+            )
+        return self._fingerprint[1]
 
     def prepare(self, document: Document) -> list[Passage]:
         """Chunk a document and index its passages (once per text)."""
@@ -260,41 +265,19 @@ class Session:
             if self.server is not None:
                 self.server.check_alive()
             raise
-        conversation = Conversation(
-            id=conversation_id(self.task.name, document.id, persona, flow, seed, self.fingerprint),
+        return conversation_record(
+            state,
+            output,
             task=self.task.name,
-            doc_id=document.id,
-            doc_title=document.title,
-            doc_notes={key: int(document.metadata[key]) for key in DOCUMENT_NOTES if key in document.metadata},
-            persona=persona,
-            flow=flow.name,
-            link_phenomena={name: list(link.phenomena) for name, link in flow.links.items()},
-            path=output.get("path", []),
-            user_mode=self.settings.user_mode,
-            turns=output.get("turns", []),
-            passages=output.get("passages_used", {}),
-            accepted=output.get("outcome") == "accepted",
-            rejection=output.get("rejection"),
-            rejection_reason=output.get("rejection_reason"),
-            failures=output.get("failures", []),
+            fingerprint=self.fingerprint,
             models=self.models,
-            usage=output.get("usage", {}),
-            seed=seed,
-            settings_fingerprint=self.fingerprint,
-            codi_version=__version__,
-            duration_seconds=round(time.perf_counter() - started, 4),
-            flags=["truncated"] if output.get("truncated") else [],
+            user_mode=self.settings.user_mode,
+            secrets=self.settings.secrets(),
+            duration_seconds=time.perf_counter() - started,
         )
-        return _without_secrets(conversation, self.settings.secrets())
 
     def _require_open(self) -> SimulationContext:
         if self.context is None:
             raise RuntimeError("The session is not open: use `with Session(...) as session:` or call open().")
         return self.context
 
-
-def _without_secrets(conversation: Conversation, secrets: list[str]) -> Conversation:
-    """The record with every API key masked: a server's error message may quote the key it was sent."""
-    text = conversation.model_dump_json()
-    cleaned = redact(text, secrets)
-    return conversation if cleaned == text else Conversation.model_validate_json(cleaned)
