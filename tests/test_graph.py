@@ -226,3 +226,48 @@ def test_other_shipped_flows_run(session: Session, wiki_document: Document, flow
     assert conversation.accepted
     assert conversation.flow == flow
     assert conversation.exchanges == len(conversation.path)
+
+
+def test_an_accepted_exchange_is_committed_in_the_critics_step(session: Session, document: Document) -> None:
+    """Routing by `Command`: a conversation of n exchanges takes plan, 4 steps per exchange and finish, not a
+    separate step per router or per commit."""
+    from codi_agents.simulation._graph import build_graph, recursion_limit
+
+    flow, persona = load_flow("grounded_qa"), load_persona("curious_student")
+    state = {"document": document, "passages": session.prepare(document), "persona": persona, "flow": flow, "seed": 7}
+    config = {"recursion_limit": recursion_limit(session.settings, flow.max_turns)}
+
+    async def steps() -> tuple[list[str], dict[str, Any]]:
+        graph, names, last = build_graph(session.task), [], {}
+        async for chunk in graph.astream(state, config=config, context=session.context, stream_mode="updates"):
+            names.extend(chunk)
+            last = next(iter(chunk.values())) or last
+        return names, last
+
+    names, _ = asyncio.run(steps())
+    exchanges = names.count("critic")
+    assert exchanges >= 1 and "commit" not in names
+    assert names == ["plan", *["user", "retrieve", "assistant", "critic"] * exchanges, "finish"]
+
+
+def test_a_step_refuses_two_writes_of_a_reduced_key() -> None:
+    """`then` lays an inlined node's update over the first one's; for a key with a reducer (turns, usage) that
+    would drop a write instead of adding it, so it is refused."""
+    from langgraph.runtime import Runtime
+
+    from codi_agents.simulation._graph import then
+
+    def first(state: dict[str, Any]) -> dict[str, Any]:
+        return {"failures": ["a"], "step": 1}
+
+    def second(state: dict[str, Any]) -> dict[str, Any]:
+        return {"failures": ["b"]}
+
+    step = then(first, lambda state: "again", inline={"again": (second, lambda state: "finish")})
+    with pytest.raises(RuntimeError, match=r"second writes \['failures'\] in the step of first"):
+        asyncio.run(step({}, Runtime(context=None)))
+    fine = then(
+        first, lambda state: "again" if state["step"] == 1 else "x", inline={"again": (lambda s: {}, lambda s: "y")}
+    )
+    command = asyncio.run(fine({}, Runtime(context=None)))
+    assert (command.goto, command.update) == ("y", {"failures": ["a"], "step": 1})

@@ -280,4 +280,3 @@ class Session:
         if self.context is None:
             raise RuntimeError("The session is not open: use `with Session(...) as session:` or call open().")
         return self.context
-
