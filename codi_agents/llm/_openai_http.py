@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
+import orjson
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -103,12 +104,12 @@ class OpenAIChatClient:
 
     async def _post(self, body: dict[str, Any]) -> AIMessage:
         session = self._session()
-        async with session.post(self.url, data=json.dumps(body), headers=self._headers) as response:
+        async with session.post(self.url, data=orjson.dumps(body), headers=self._headers) as response:
             content = await response.read()
             if response.status >= 400:
                 raise HttpStatusError.of(response.status, response.headers, content, response.reason)
         try:
-            return reply_message(json.loads(content))
+            return reply_message(orjson.loads(content))
         except (ValueError, KeyError, IndexError, TypeError) as exc:  # a proxy's page, a truncated answer
             message = f"the endpoint's reply is not a chat completion: {content[:200]!r}"
             raise HttpStatusError(BAD_REPLY_STATUS, message, response.headers) from exc
