@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +48,13 @@ class Document(BaseModel):
 
     def fingerprint(self) -> str:
         """A hash of the text, used to index exact duplicates once."""
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+        return text_fingerprint(self.text)
+
+
+@lru_cache(maxsize=4096)
+def text_fingerprint(text: str) -> str:
+    """`Document.fingerprint` of a document with this text (remembered: every search names its document)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def clean_text(text: str) -> str:

@@ -37,15 +37,20 @@ class DocumentVectors:
 
     def get(self, key: str) -> tuple[list[Passage], NDArray[np.float32]]:
         """The document's passages and unit vectors, loaded on first use (an empty list for an unknown key)."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                return entry
+        if (entry := self.kept(key)) is not None:
+            return entry
         passages, vectors = self.load(key)
         if not passages:  # a document not indexed yet is not remembered as empty
             return [], np.zeros((0, 0), dtype=np.float32)
         return self.put(key, passages, vectors)
+
+    def kept(self, key: str) -> tuple[list[Passage], NDArray[np.float32]] | None:
+        """The document's passages and unit vectors if they are in memory, without loading them."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
 
     def put(
         self, key: str, passages: list[Passage], vectors: NDArray[np.float32]

@@ -179,11 +179,14 @@ class PassageIndex:
         return self.search_vectors(document, query_vectors(queries, texts, self.embedder.embed(texts)), k)
 
     async def asearch(self, document: Document, queries: Sequence[Query], k: int) -> list[Passage]:
-        """`search`, awaited: the texts join other conversations' in one model call, Chroma runs in a thread."""
+        """`search`, awaited: the texts join other conversations' in one model call; a document not in memory
+        is read from Chroma in a thread (one in memory is ranked here: a matrix product of a few rows)."""
         texts = query_texts(queries)
         if not texts:
             return []
         vectors = query_vectors(queries, texts, await self.embedder.aembed(texts))
+        if (kept := self._documents.kept(document_key(document))) is not None:
+            return rank(*kept, vectors, k, k * CANDIDATES_PER_K)
         return await asyncio.to_thread(self.search_vectors, document, vectors, k)
 
     def search_vectors(self, document: Document, vectors: NDArray[Any], k: int) -> list[Passage]:
