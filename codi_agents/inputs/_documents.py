@@ -51,9 +51,10 @@ class Document(BaseModel):
         return text_fingerprint(self.text)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def text_fingerprint(text: str) -> str:
-    """`Document.fingerprint` of a document with this text (remembered: every search names its document)."""
+    """`Document.fingerprint` of a document with this text (remembered: every search names its document; the
+    cache holds whole texts, so it keeps only about as many as a run has conversations in flight)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
