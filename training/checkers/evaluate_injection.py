@@ -33,17 +33,19 @@ def kind(record: dict[str, Any], held_families: set[str]) -> str:
     return "benign:other_hosts"
 
 
-def held_out_passages(detector: Any, threshold: float) -> dict[str, Any]:
-    """False alarms on whole run-time passages of the held-out shared documents (`passages.py`), per source."""
+def held_out_passages(detector: Any, threshold: float, fifths: int = 1) -> dict[str, Any]:
+    """False alarms on whole run-time passages of the held-out shared documents (`passages.py`), per source and,
+    when more than one fifth is held out, per fifth as well (`doc2dial:fifth1`)."""
     from training.checkers.passages import run_passages
 
-    rows = run_passages(held_out=True)
+    rows = run_passages(held_out=True, fifths=fifths)
     verdicts = detector.score_chunks([row["text"] for row in rows])
+    keys = [[row["source"]] + ([f"{row['source']}:fifth{row['bucket']}"] if fifths > 1 else []) for row in rows]
     out: dict[str, Any] = {}
-    for source in sorted({row["source"] for row in rows}):
-        scored = [verdict for row, verdict in zip(rows, verdicts, strict=True) if row["source"] == source]
+    for key in sorted({key for row_keys in keys for key in row_keys}):
+        scored = [verdict for row_keys, verdict in zip(keys, verdicts, strict=True) if key in row_keys]
         flagged = [(round(v.score, 3), v.sentence) for v in scored if v.score >= threshold]
-        out[source] = {"n": len(scored), "flagged": len(flagged) / len(scored), "examples": flagged[:10]}
+        out[key] = {"n": len(scored), "flagged": len(flagged) / len(scored), "examples": flagged[:10]}
     return out
 
 
@@ -95,7 +97,7 @@ def evaluate_injection(run: str, ship: bool) -> dict[str, Any]:
         if g.startswith("benign") and s >= threshold
     ]
     report["false_alarm_examples"] = false_alarms[:15]
-    report["held_out_documents"] = held_out_passages(detector, threshold)
+    report["held_out_documents"] = held_out_passages(detector, threshold, config.held_fifths)
     (OUT / run / "eval.json").write_text(json.dumps(report, indent=1))
     print(json.dumps({k: v for k, v in report.items() if k != "false_alarm_examples"}, indent=1))
     if ship:

@@ -52,6 +52,12 @@ class RunConfig:
     run_passages: int = 0
     """Injection: how many run-time windows of the passages of four shared documents in five to add as negatives
     (`passages.py`; more than there are takes them all); records built on the fifth stay out of training."""
+    held_fifths: int = 1
+    """Injection with `run_passages`: how many fifths of the shared documents stay out of training (`passages.py`).
+    With 2, the second fifth is a held-out set whose mistakes were never looked at while choosing the data."""
+    benign_text: int = 0
+    """Injection: reported questions and Wikipedia windows (this many of each) and package documentation as
+    negatives (`benign_text.py`)."""
     init_from: str = ""
     """Start from another run's `final.pt` instead of the base model."""
     checkpoint_every: int = 200
@@ -135,6 +141,32 @@ RUNS = {
         RunConfig(
             "inject-passages-all", "inject", epochs=2, offtopic=900, standalone=0.15, threads=2, run_passages=100_000
         ),
+        # inject-passages-all plus narratives quoting questions, Wikipedia paragraphs and package documentation as
+        # negatives; two fifths of the shared documents held out (the second never inspected).
+        RunConfig(
+            "inject-wider",
+            "inject",
+            epochs=2,
+            offtopic=900,
+            standalone=0.15,
+            threads=2,
+            run_passages=100_000,
+            held_fifths=2,
+            benign_text=1200,
+        ),
+        # The control for inject-wider: inject-passages-all with the same two fifths of the documents held out.
+        RunConfig(
+            "inject-passages-2fifths",
+            "inject",
+            epochs=2,
+            offtopic=900,
+            standalone=0.15,
+            threads=2,
+            run_passages=100_000,
+            held_fifths=2,
+        ),
+        # The weights of inject-wider and its control averaged (same base, same split).
+        RunConfig("inject-soup-wider", "inject", soup=("inject-passages-2fifths", "inject-wider"), held_fifths=2),
         RunConfig("inject-offtopic4", "inject", epochs=1, offtopic=900, standalone=0.15, cue_words=400, threads=2),
         # The weights of inject-offtopic and inject-offtopic3 averaged (a "model soup": both fine-tuned from the same
         # base on the same split): between the first's recall and the second's fewer false alarms.
@@ -156,7 +188,7 @@ def build_examples(config: RunConfig) -> dict[str, list[Example]]:
     if config.run_passages:
         from training.checkers.passages import on_held_out_document
 
-        train = [record for record in train if not on_held_out_document(record)]
+        train = [record for record in train if not on_held_out_document(record, config.held_fifths)]
     examples, _ = injection_windows(train, tokenizer, config.window_tokens, attack)
     if config.synthetic:
         from training.checkers.synthetic import synthetic_windows
@@ -170,11 +202,20 @@ def build_examples(config: RunConfig) -> dict[str, list[Example]]:
         if config.run_passages:
             from training.checkers.passages import passage_windows
 
-            examples += passage_windows(tokenizer, config.window_tokens, config.run_passages, config.seed)
+            examples += passage_windows(
+                tokenizer, config.window_tokens, config.run_passages, config.seed, config.held_fifths
+            )
         if config.cue_words:
             from training.checkers.cuewords import cue_word_windows
 
             examples += cue_word_windows(benign, config.seed, config.cue_words)
+        if config.benign_text:
+            from training.checkers.benign_text import benign_text_windows
+
+            skip = config.offtopic + round(config.offtopic * config.standalone)
+            examples += benign_text_windows(
+                benign, tokenizer, config.window_tokens, config.benign_text, config.seed, skip
+            )
     return {"train": examples, "test_records": test}  # type: ignore[dict-item]
 
 
