@@ -26,7 +26,7 @@ from typing import Any
 from training.checkers.common import TRAINING_DATA, load_text_module, read_jsonl
 from training.checkers.data import Example
 from training.checkers.offtopic import question_pool
-from training.checkers.synthetic import insert_sentence
+from training.checkers.synthetic import inserted, insertion_hosts
 
 REPORT_FRAMES = (
     'During a press conference, {who} was asked, "{q}"',
@@ -65,7 +65,7 @@ def reported_question_windows(benign: list[Example], seed: int, count: int, skip
     """`count` benign windows with a reported question inserted; the first `skip` questions of the pool (the ones
     `offtopic.py` inserts bare as positives) are not used."""
     rng = random.Random(seed + 61)
-    hosts = [e for e in benign if len(e.evidence) > 80 and "host_text_of_injected" not in e.tags]
+    hosts = insertion_hosts(benign)
     questions = question_pool(skip + count, seed)[skip:]
     out = []
     for i, question in enumerate(questions):
@@ -73,16 +73,7 @@ def reported_question_windows(benign: list[Example], seed: int, count: int, skip
         frame = rng.choice(REPORT_FRAMES)
         sentence = frame.format(q=question, who=who, Who=who[0].upper() + who[1:], year=rng.randint(1950, 2020))
         host = rng.choice(hosts)
-        out.append(
-            Example(
-                insert_sentence(host.evidence, sentence, rng),
-                "",
-                "",
-                0,
-                f"reported-question:{i}",
-                tags={"family": "benign_reported_question", "host": host.tags.get("host")},
-            )
-        )
+        out.append(inserted(host, sentence, rng, 0, f"reported-question:{i}", "benign_reported_question"))
     return out
 
 

@@ -24,7 +24,7 @@ from collections import defaultdict
 
 from training.checkers.common import TRAINING_DATA, read_jsonl
 from training.checkers.data import Example
-from training.checkers.synthetic import TASK_FRAMES, TASKS, insert_sentence
+from training.checkers.synthetic import TASK_FRAMES, TASKS, insert_sentence, insertion_hosts
 
 QUESTION_START = re.compile(
     r"^(what|who|whom|whose|which|when|where|why|how|do|does|did|can|could|is|are|was|were|have|has|would|will|"
@@ -81,7 +81,7 @@ def offtopic_windows(benign: list[Example], seed: int, count: int, standalone: f
     a `standalone` share of questions from the pool on their own (a question is suspect where it is out of place,
     not as a text of its own: an FAQ entry or a dialogue turn)."""
     rng = random.Random(seed + 23)
-    hosts = [e for e in benign if len(e.evidence) > 80 and "host_text_of_injected" not in e.tags]
+    hosts = insertion_hosts(benign)
     by_host: dict[str, list[str]] = defaultdict(list)
     for example in hosts:
         by_host[example.group].extend(_sentences(example.evidence))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from training.checkers.common import TOKENIZER, load_text_module
@@ -62,6 +62,17 @@ class RunConfig:
     """Start from another run's `final.pt` instead of the base model."""
     checkpoint_every: int = 200
 
+
+PASSAGES_2FIFTHS = RunConfig(
+    "inject-passages-2fifths",
+    "inject",
+    epochs=2,
+    offtopic=900,
+    standalone=0.15,
+    threads=2,
+    run_passages=100_000,
+    held_fifths=2,
+)
 
 RUNS = {
     run.name: run
@@ -141,30 +152,11 @@ RUNS = {
         RunConfig(
             "inject-passages-all", "inject", epochs=2, offtopic=900, standalone=0.15, threads=2, run_passages=100_000
         ),
-        # inject-passages-all plus narratives quoting questions, Wikipedia paragraphs and package documentation as
-        # negatives; two fifths of the shared documents held out (the second never inspected).
-        RunConfig(
-            "inject-wider",
-            "inject",
-            epochs=2,
-            offtopic=900,
-            standalone=0.15,
-            threads=2,
-            run_passages=100_000,
-            held_fifths=2,
-            benign_text=1200,
-        ),
-        # The control for inject-wider: inject-passages-all with the same two fifths of the documents held out.
-        RunConfig(
-            "inject-passages-2fifths",
-            "inject",
-            epochs=2,
-            offtopic=900,
-            standalone=0.15,
-            threads=2,
-            run_passages=100_000,
-            held_fifths=2,
-        ),
+        # inject-passages-all with two fifths of the shared documents held out (the second never inspected), the
+        # control for inject-wider: that plus narratives quoting questions, Wikipedia paragraphs and package
+        # documentation as negatives.
+        PASSAGES_2FIFTHS,
+        replace(PASSAGES_2FIFTHS, name="inject-wider", benign_text=1200),
         # The weights of inject-wider and its control averaged (same base, same split).
         RunConfig("inject-soup-wider", "inject", soup=("inject-passages-2fifths", "inject-wider"), held_fifths=2),
         RunConfig("inject-offtopic4", "inject", epochs=1, offtopic=900, standalone=0.15, cue_words=400, threads=2),

@@ -185,6 +185,23 @@ def _render(frame: str, addressee: str, goal: str) -> str:
     return sentence.replace(" an model", " a model").replace(" an bot", " a bot").replace(" an GPT", " a GPT")
 
 
+def insertion_hosts(benign: list[Example]) -> list[Example]:
+    """Benign training windows long enough to take an inserted sentence (not the clean twins of injected texts)."""
+    return [e for e in benign if len(e.evidence) > 80 and "host_text_of_injected" not in e.tags]
+
+
+def inserted(host: Example, sentence: str, rng: random.Random, label: int, group: str, family: str) -> Example:
+    """A training window: `sentence` inserted in the benign window `host` (`insert_sentence`)."""
+    return Example(
+        insert_sentence(host.evidence, sentence, rng),
+        "",
+        "",
+        label,
+        group,
+        tags={"family": family, "host": host.tags.get("host")},
+    )
+
+
 def insert_sentence(window: str, sentence: str, rng: random.Random) -> str:
     """`sentence` at a random line of the window's first 1 to 6 lines (the rest dropped)."""
     lines = window.split("\n")
@@ -203,58 +220,31 @@ def synthetic_windows(
     translation, no programming), so recall on those families still measures transfer.
     """
     rng = random.Random(seed + 7)
-    hosts = [e for e in benign if len(e.evidence) > 80 and "host_text_of_injected" not in e.tags]
+    hosts = insertion_hosts(benign)
     out = []
     for i in range(positives):
         host = rng.choice(hosts)
         sentence = _render(rng.choice(FRAMES), rng.choice(ADDRESSEES), rng.choice(GOALS))
-        out.append(
-            Example(
-                insert_sentence(host.evidence, sentence, rng),
-                "",
-                "",
-                1,
-                f"synthetic:{i}",
-                tags={"family": "synthetic", "host": host.tags.get("host")},
-            )
-        )
+        out.append(inserted(host, sentence, rng, 1, f"synthetic:{i}", "synthetic"))
     for i in range(negatives):
         host = rng.choice(hosts)
-        out.append(
-            Example(
-                insert_sentence(host.evidence, rng.choice(BENIGN_AI), rng),
-                "",
-                "",
-                0,
-                f"synthetic-benign:{i}",
-                tags={"family": "synthetic_benign", "host": host.tags.get("host")},
-            )
-        )
+        out.append(inserted(host, rng.choice(BENIGN_AI), rng, 0, f"synthetic-benign:{i}", "synthetic_benign"))
     task_rng = random.Random(seed + 11)
     for i in range(tasks):
         host = task_rng.choice(hosts)
         task = task_rng.choice(TASKS)
         frame = task_rng.choice(TASK_FRAMES)
         sentence = frame.format(t=task, T=task[0].upper() + task[1:])
-        out.append(
-            Example(
-                insert_sentence(host.evidence, sentence, task_rng),
-                "",
-                "",
-                1,
-                f"synthetic-task:{i}",
-                tags={"family": "synthetic_task", "host": host.tags.get("host")},
-            )
-        )
+        out.append(inserted(host, sentence, task_rng, 1, f"synthetic-task:{i}", "synthetic_task"))
         host = task_rng.choice(hosts)
         out.append(
-            Example(
-                insert_sentence(host.evidence, task_rng.choice(BENIGN_DOC_IMPERATIVES), task_rng),
-                "",
-                "",
+            inserted(
+                host,
+                task_rng.choice(BENIGN_DOC_IMPERATIVES),
+                task_rng,
                 0,
                 f"synthetic-doc-imperative:{i}",
-                tags={"family": "synthetic_doc_imperative", "host": host.tags.get("host")},
+                "synthetic_doc_imperative",
             )
         )
     return out
