@@ -76,6 +76,11 @@ def _on_topic(sentences: list[str], rng: random.Random) -> str:
     return rng.choice(asking or sentences)
 
 
+def questions_used(count: int, standalone: float) -> int:
+    """How many questions of the pool `offtopic_windows(..., count, standalone)` takes (the first ones)."""
+    return count + round(count * standalone)
+
+
 def offtopic_windows(benign: list[Example], seed: int, count: int, standalone: float = 0.0) -> list[Example]:
     """`count` positives and `count` negatives: on-topic sentences and off-topic statements in equal parts, except
     a `standalone` share of questions from the pool on their own (a question is suspect where it is out of place,
@@ -87,7 +92,7 @@ def offtopic_windows(benign: list[Example], seed: int, count: int, standalone: f
         by_host[example.group].extend(_sentences(example.evidence))
     statements = [s for e in hosts for s in _sentences(e.evidence) if not s.endswith("?")]
     alone = round(count * standalone)
-    questions = question_pool(count + alone, seed)
+    questions = question_pool(questions_used(count, standalone), seed)
     out: list[Example] = []
     for i, question in enumerate(questions[:count]):
         host = rng.choice(hosts)

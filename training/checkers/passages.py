@@ -65,11 +65,8 @@ def write_passages() -> int:
         for source, name in DOCUMENT_FILES.items():
             for row in read_jsonl(DATA / name):
                 document = Document(id=str(row["doc_id"]), text=row["text"])
-                held = held_out_document(source, document.id)
                 for passage in chunk_document(document):
-                    out.write(
-                        json.dumps({"source": source, "doc_id": document.id, "held_out": held, "text": passage.text})
-                    )
+                    out.write(json.dumps({"source": source, "doc_id": document.id, "text": passage.text}))
                     out.write("\n")
                     count += 1
     return count

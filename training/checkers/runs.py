@@ -203,8 +203,9 @@ def build_examples(config: RunConfig) -> dict[str, list[Example]]:
             examples += cue_word_windows(benign, config.seed, config.cue_words)
         if config.benign_text:
             from training.checkers.benign_text import benign_text_windows
+            from training.checkers.offtopic import questions_used
 
-            skip = config.offtopic + round(config.offtopic * config.standalone)
+            skip = questions_used(config.offtopic, config.standalone)
             examples += benign_text_windows(
                 benign, tokenizer, config.window_tokens, config.benign_text, config.seed, skip
             )
