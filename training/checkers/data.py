@@ -28,6 +28,7 @@ FAITH_SOURCES = (
     "faithdial_audit_models",
     "q2_wow",
 )
+HUMAN_LABELLED = frozenset({"begin_v1", "faithdial_audit_gold", "faithdial_audit_models", "q2_wow"})
 
 
 @dataclass
@@ -67,12 +68,19 @@ def faith_example(record: dict[str, Any], layout: Any) -> Example:
 
 
 def faithfulness_splits(
-    layout: Any, exclude: tuple[str, ...], held_out: tuple[str, ...], cap_pairs: dict[str, int], seed: int
+    layout: Any,
+    exclude: tuple[str, ...],
+    held_out: tuple[str, ...],
+    cap_pairs: dict[str, int],
+    seed: int,
+    perturb: int = 0,
 ) -> dict[str, list[Example]]:
     """`train`, `dev` (one group in ten of the trained sources) and one split per held-out source.
 
     `cap_pairs` limits a source to that many groups (HaluEval QA has 9k pairs; a sample is enough and
     keeps the human-labelled sources from being drowned). Labels are balanced within each source by weight.
+    `perturb` adds that many pairs of a human-labelled training reply and its minimally edited unfaithful twin
+    (`perturb.py`), as the training-only source `perturbed`.
     """
     records = [r for r in read_jsonl(TRAINING_DATA / "faithfulness_train.jsonl") if r["source"] not in exclude]
     splits: dict[str, list[Example]] = defaultdict(list)
@@ -83,6 +91,7 @@ def faithfulness_splits(
         else:
             by_source[record["source"]].append(record)
     rng = random.Random(seed)
+    trained_human: list[dict[str, Any]] = []
     for source, rows in sorted(by_source.items()):
         groups = sorted({faith_group(r) for r in rows})
         dev = {g for g in groups if bucket(g, 10) == 0}
@@ -97,6 +106,12 @@ def faithfulness_splits(
             example.weight = len(train) / (2 * counts[example.label])
         splits["train"].extend(train)
         splits["dev"].extend(faith_example(r, layout) for r in rows if faith_group(r) in dev)
+        if source in HUMAN_LABELLED:
+            trained_human.extend(r for r in rows if faith_group(r) in keep)
+    if perturb:
+        from training.checkers.perturb import perturbed_twins
+
+        splits["train"].extend(faith_example(r, layout) for r in perturbed_twins(trained_human, seed, perturb))
     return dict(splits)
 
 

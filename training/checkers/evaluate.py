@@ -4,9 +4,11 @@
     python -m training.checkers.evaluate faith-final --ship     # also installs model + threshold in the package
 
 Faithfulness: every record is scored as the run time scores a reply (claims = sentences, each against its
-selected evidence, reply score = the lowest). The threshold maximises the mean over sources of balanced accuracy
-on the run's dev split; held-out sources and BEGIN v2 dev (`faithfulness_begin_200.jsonl`, never trained on)
-are reported at that threshold. The int8 model is compared with the torch model on the dev split.
+selected evidence, reply score = the lowest). The dev split is reported in two halves, as the critic's calibration
+splits it: `tune:` (the threshold maximises the mean over its sources of balanced accuracy) and `check:` (held out
+from every choice). Held-out sources and BEGIN v2 dev (`faithfulness_begin_200.jsonl`, never trained on) are
+reported at the same threshold. `--onnx FILE` scores another export (the shipped one) on the run's splits.
+The int8 model is compared with the torch model on the tune half.
 Injection: see `evaluate_injection.py`.
 """
 
@@ -17,12 +19,13 @@ import shutil
 import statistics
 import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from training.checkers.common import DATA, MODELS, OUT, read_jsonl, runtime_package
-from training.checkers.data import faith_example
+from training.checkers.common import DATA, MODELS, OUT, bucket, read_jsonl, runtime_package
+from training.checkers.data import faith_example, faith_group
 from training.checkers.runs import RUNS, build_examples
 
 
@@ -118,8 +121,17 @@ def pick_threshold(scores: np.ndarray, labels: np.ndarray, sources: list[str]) -
     return best
 
 
-def evaluate_faith(run: str, ship: bool) -> dict[str, Any]:
-    """Score every evaluation split of a faithfulness run; returns (and writes) the report."""
+def calibration_half(record: dict[str, Any]) -> str:
+    """`tune` or `check`: the half of the dev groups the critic calibration is fitted on, or never sees.
+
+    As `bench/calibration_split.py`. The checker is chosen and its threshold set on the tune half only, so that
+    the check half (`check.jsonl`) stays held out from the checker as well as from the calibration.
+    """
+    return "tune" if bucket("calibration:" + faith_group(record), 2) == 0 else "check"
+
+
+def evaluate_faith(run: str, ship: bool, onnx: Path | None = None) -> dict[str, Any]:
+    """Score every evaluation split of a faithfulness run (or another export, `onnx`, on the run's splits)."""
     checkers = runtime_package()
     from codi_agents.checkers._onnx import OnnxClassifier
 
@@ -128,15 +140,17 @@ def evaluate_faith(run: str, ship: bool) -> dict[str, Any]:
     ids = {e.tags["id"]: name for name, examples in splits.items() if name != "train" for e in examples}
     records = [r for r in read_jsonl(DATA / "training" / "faithfulness_train.jsonl") if r["id"] in ids]
     begin = list(read_jsonl(DATA / "faithfulness_begin_200.jsonl"))
-    classifier = OnnxClassifier(OUT / run / "model.int8.onnx")
+    classifier = OnnxClassifier(onnx or OUT / run / "model.int8.onnx")
     checker = checkers.FaithfulnessChecker(classifier, threshold=0.5)
     report: dict[str, Any] = {"run": run, "config": {k: str(v) for k, v in config.__dict__.items()}}
     all_records = records + begin
     scored = score_records(checker, all_records)
     names = [ids.get(r["id"], "begin_v2_dev_200") for r in all_records]
-    sources = [r["source"] if names[i] == "dev" else names[i] for i, r in enumerate(all_records)]
+    sources = [
+        f"{calibration_half(r)}:{r['source']}" if names[i] == "dev" else names[i] for i, r in enumerate(all_records)
+    ]
     labels = np.asarray([int(r["label"] == "faithful") for r in all_records])
-    dev = np.asarray([n == "dev" for n in names])
+    dev = np.asarray([s.startswith("tune:") for s in sources])
     report["thresholds"] = {}
     for method in ("min", "mean", "whole"):
         dev_sources = [s for s, d in zip(sources, dev, strict=True) if d]
@@ -149,6 +163,9 @@ def evaluate_faith(run: str, ship: bool) -> dict[str, Any]:
                 "auc": auc(scored[method][mask], labels[mask])
             }
         report[method] = rows
+    if onnx:
+        (OUT / run / f"eval.{onnx.stem}.json").write_text(json.dumps(report, indent=1))
+        return report
     if (OUT / run / "final.pt").exists():
         report["int8_vs_fp32_dev"] = agreement(
             run,
@@ -179,7 +196,9 @@ def ship_model(run: str, name: str, settings: dict[str, Any]) -> None:
 def print_report(report: dict[str, Any]) -> None:
     """The tables of a faithfulness report."""
     for method in ("min", "mean", "whole"):
-        print(f"\n{method} (threshold {report['thresholds'][method]:.2f} chosen on dev)")
+        print(f"\n{method} (threshold {report['thresholds'][method]:.2f} chosen on the tune half of dev)")
+        tuned = [row["balanced_accuracy"] for group, row in report[method].items() if group.startswith("tune:")]
+        print(f"  mean BA over the tune half's sources: {statistics.fmean(tuned):.3f}")
         for group, row in report[method].items():
             print(
                 f"  {group:28} BA {row['balanced_accuracy']:.3f}  recall {row['recall']:.3f}  "
@@ -195,4 +214,5 @@ if __name__ == "__main__":
 
         evaluate_injection(run_name, "--ship" in sys.argv)
     else:
-        print_report(evaluate_faith(run_name, "--ship" in sys.argv))
+        onnx_file = Path(sys.argv[sys.argv.index("--onnx") + 1]) if "--onnx" in sys.argv else None
+        print_report(evaluate_faith(run_name, "--ship" in sys.argv, onnx_file))

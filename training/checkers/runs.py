@@ -58,6 +58,8 @@ class RunConfig:
     benign_text: int = 0
     """Injection: reported questions and Wikipedia windows (this many of each) and package documentation as
     negatives (`benign_text.py`)."""
+    perturb: int = 0
+    """Faithfulness: pairs of a human-labelled training reply and its edited unfaithful twin (`perturb.py`)."""
     init_from: str = ""
     """Start from another run's `final.pt` instead of the base model."""
     checkpoint_every: int = 200
@@ -127,6 +129,28 @@ RUNS = {
             exclude=("halueval_dialogue", "halueval_qa"),
             checkpoint_every=100,
         ),
+        # faith6-human3 plus 1,000 minimally edited unfaithful twins of its faithful training replies (swapped names
+        # and words, negations, numbers, unsupported additions): it accepted most unfaithful Q² replies, which
+        # differ from the evidence in one detail.
+        RunConfig(
+            "faith6-perturb",
+            "faith",
+            layers=6,
+            epochs=3,
+            lr=5e-5,
+            threads=2,
+            exclude=("halueval_dialogue", "halueval_qa"),
+            perturb=1000,
+            checkpoint_every=100,
+        ),
+        # The weights of faith6-perturb and faith6-human3 (retrained) averaged: same base, same split.
+        RunConfig(
+            "faith6-soup-perturb",
+            "faith",
+            layers=6,
+            exclude=("halueval_dialogue", "halueval_qa"),
+            soup=("faith6-human3", "faith6-perturb"),
+        ),
         RunConfig("faith-tiny", "faith", max_steps=6, held_out=("q2_wow",)),
         RunConfig("inject-heldout", "inject", epochs=1),
         RunConfig("inject-final", "inject", epochs=1, all_families=True),
@@ -173,7 +197,9 @@ def build_examples(config: RunConfig) -> dict[str, list[Example]]:
     """Splits for a run: `train`, and the evaluation splits (names start with `dev` or `heldout`)."""
     text = load_text_module()
     if config.task == "faith":
-        return faithfulness_splits(text.PairLayout(), config.exclude, config.held_out, config.cap_pairs, config.seed)
+        return faithfulness_splits(
+            text.PairLayout(), config.exclude, config.held_out, config.cap_pairs, config.seed, config.perturb
+        )
     tokenizer = text.load_tokenizer(str(TOKENIZER))
     train, test, _ = injection_split(config.seed, all_families=config.all_families)
     attack = attack_shingles(train + test)

@@ -2,6 +2,7 @@
 
     python -m training.checkers.train faith-final        # or any run name in RUNS (training/checkers/runs.py)
     python -m training.checkers.train faith-final --finish-early   # use the last checkpoint as the final model
+    python -m training.checkers.train faith-final --threads 1      # when two runs share the cores
 
 A rerun of the same command picks up from `training/out/<run>/checkpoint.pt`. The batch order of every epoch
 is a function of the seed and the epoch, so a resumed run sees the same batches as an uninterrupted one.
@@ -14,6 +15,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +186,12 @@ def finish_early(config: RunConfig) -> Path:
 
 
 if __name__ == "__main__":
+    run = RUNS[sys.argv[1]]
+    if "--threads" in sys.argv:  # two runs sharing the 2 cores: --threads 1 each (the numbers do not depend on it)
+        run = replace(run, threads=int(sys.argv[sys.argv.index("--threads") + 1]))
     if "--finish-early" in sys.argv:
-        finish_early(RUNS[sys.argv[1]])
-    elif RUNS[sys.argv[1]].soup:
-        average_weights(RUNS[sys.argv[1]])
+        finish_early(run)
+    elif run.soup:
+        average_weights(run)
     else:
-        train(RUNS[sys.argv[1]])
+        train(run)
