@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 HUMAN_SOURCES = {"begin_v1", "faithdial_audit_gold", "faithdial_audit_models", "q2_wow"}
-"""Every one is tuned on. Calibrations up to `v5` left Q² WoW out (the checker was near chance there), and the critic
-stayed at chance on Q² (0.514 on check.jsonl) while the checker alone reached 0.611."""
+TUNED_SOURCES = HUMAN_SOURCES - {"q2_wow"}
+"""Q² WoW is checked but not tuned on: the faithfulness checker is near chance there, its labels only add noise."""
 
 
 def bucket(key: str, modulo: int) -> int:
@@ -45,7 +45,10 @@ def main(train: Path, out: Path, begin: Path = BEGIN_V2) -> None:
         key = group(record)
         if record["source"] not in HUMAN_SOURCES or bucket(key, 10) != 0:
             continue
-        (check if bucket("calibration:" + key, 2) != 0 else tune).append(line)
+        if bucket("calibration:" + key, 2) != 0:
+            check.append(line)
+        elif record["source"] in TUNED_SOURCES:
+            tune.append(line)
     (out / "tune.jsonl").write_text("\n".join(tune) + "\n", encoding="utf-8")
     (out / "check.jsonl").write_text("\n".join(check) + "\n", encoding="utf-8")
     dev = tune + [line for line in begin.read_text(encoding="utf-8").splitlines() if _valid(line)]

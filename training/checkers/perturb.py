@@ -30,14 +30,49 @@ STOPWORDS = frozenset(
     oh ok okay lot many much""".split()
 )
 ANTONYMS = {
-    "before": "after", "first": "last", "largest": "smallest", "biggest": "smallest", "highest": "lowest",
-    "more": "fewer", "most": "least", "north": "south", "east": "west", "early": "late", "earliest": "latest",
-    "older": "younger", "oldest": "youngest", "increase": "decrease", "increased": "decreased", "major": "minor",
-    "male": "female", "men": "women", "won": "lost", "win": "lose", "inside": "outside", "above": "below",
-    "modern": "ancient", "popular": "unpopular", "common": "rare", "legal": "illegal", "public": "private",
-    "same": "different", "longer": "shorter", "higher": "lower", "best": "worst", "better": "worse",
-    "favor": "against", "support": "oppose", "supported": "opposed", "born": "died", "southern": "northern",
-    "western": "eastern", "top": "bottom", "start": "end", "started": "ended", "open": "closed", "true": "false",
+    "before": "after",
+    "first": "last",
+    "largest": "smallest",
+    "biggest": "smallest",
+    "highest": "lowest",
+    "more": "fewer",
+    "most": "least",
+    "north": "south",
+    "east": "west",
+    "early": "late",
+    "earliest": "latest",
+    "older": "younger",
+    "oldest": "youngest",
+    "increase": "decrease",
+    "increased": "decreased",
+    "major": "minor",
+    "male": "female",
+    "men": "women",
+    "won": "lost",
+    "win": "lose",
+    "inside": "outside",
+    "above": "below",
+    "modern": "ancient",
+    "popular": "unpopular",
+    "common": "rare",
+    "legal": "illegal",
+    "public": "private",
+    "same": "different",
+    "longer": "shorter",
+    "higher": "lower",
+    "best": "worst",
+    "better": "worse",
+    "favor": "against",
+    "support": "oppose",
+    "supported": "opposed",
+    "born": "died",
+    "southern": "northern",
+    "western": "eastern",
+    "top": "bottom",
+    "start": "end",
+    "started": "ended",
+    "open": "closed",
+    "true": "false",
 }
 ANTONYMS |= {b: a for a, b in list(ANTONYMS.items())}
 AUXILIARY = re.compile(r"\b(is|was|are|were|can|could|will|would|does|did|should)\b(?! not\b|n't)", re.I)
@@ -91,14 +126,18 @@ def _ending(word: str) -> str:
 
 def _negation(reply: str, knowledge: str, rng: random.Random, _: list[str]) -> str | None:
     words = [w for w in re.findall(r"\b\w+\b", reply) if w.lower() in ANTONYMS]
-    choices = ["antonym"] * bool(words) + ["remove"] * bool(NEGATION.search(reply)) + ["add"] * bool(AUXILIARY.search(reply))
+    choices = (
+        ["antonym"] * bool(words) + ["remove"] * bool(NEGATION.search(reply)) + ["add"] * bool(AUXILIARY.search(reply))
+    )
     if not choices:
         return None
     kind = rng.choice(choices)
     if kind == "add":
         # negate a statement about the evidence, not the speaker's opinion around it ("I think it would be ...")
         grounded = set(WORD.findall(knowledge.lower())) - STOPWORDS
-        spots = [m for m in AUXILIARY.finditer(reply) if grounded & set(WORD.findall(reply[m.end() : m.end() + 40].lower()))]
+        spots = [
+            m for m in AUXILIARY.finditer(reply) if grounded & set(WORD.findall(reply[m.end() : m.end() + 40].lower()))
+        ]
         if not spots:
             return None
         spot = rng.choice(spots)

@@ -76,6 +76,18 @@ PASSAGES_2FIFTHS = RunConfig(
     held_fifths=2,
 )
 
+FAITH6_HUMAN3 = RunConfig(
+    "faith6-human3",
+    "faith",
+    layers=6,
+    epochs=3,
+    lr=5e-5,
+    threads=2,
+    exclude=("halueval_dialogue", "halueval_qa"),
+    checkpoint_every=100,
+)
+FAITH6_PERTURB = replace(FAITH6_HUMAN3, name="faith6-perturb", perturb=1000)
+
 RUNS = {
     run.name: run
     for run in (
@@ -119,30 +131,13 @@ RUNS = {
         ),
         # The whole MiniLM trained from the base on the human-labelled sources only, three epochs, on a quiet machine
         # (every earlier run was cut short by load; HaluEval QA left out from the start for its length shortcut).
-        RunConfig(
-            "faith6-human3",
-            "faith",
-            layers=6,
-            epochs=3,
-            lr=5e-5,
-            threads=2,
-            exclude=("halueval_dialogue", "halueval_qa"),
-            checkpoint_every=100,
-        ),
+        FAITH6_HUMAN3,
         # faith6-human3 plus 1,000 minimally edited unfaithful twins of its faithful training replies (swapped names
         # and words, negations, numbers, unsupported additions): it accepted most unfaithful Q² replies, which
         # differ from the evidence in one detail.
-        RunConfig(
-            "faith6-perturb",
-            "faith",
-            layers=6,
-            epochs=3,
-            lr=5e-5,
-            threads=2,
-            exclude=("halueval_dialogue", "halueval_qa"),
-            perturb=1000,
-            checkpoint_every=100,
-        ),
+        FAITH6_PERTURB,
+        # Every twin the edits can make (about 2,400 pairs) instead of 1,000.
+        replace(FAITH6_PERTURB, name="faith6-perturb-all", perturb=100_000),
         # The weights of faith6-perturb and faith6-human3 (retrained) averaged: same base, same split.
         RunConfig(
             "faith6-soup-perturb",
