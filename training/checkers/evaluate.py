@@ -215,4 +215,6 @@ if __name__ == "__main__":
         evaluate_injection(run_name, "--ship" in sys.argv)
     else:
         onnx_file = Path(sys.argv[sys.argv.index("--onnx") + 1]) if "--onnx" in sys.argv else None
+        if onnx_file and "--ship" in sys.argv:
+            sys.exit("--ship installs the run's own export; it cannot be combined with --onnx FILE")
         print_report(evaluate_faith(run_name, "--ship" in sys.argv, onnx_file))

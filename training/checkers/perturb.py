@@ -163,7 +163,9 @@ def _grounded(reply: str, knowledge: str) -> bool:
     return len(evidence & set(WORD.findall(reply.lower()))) >= 3
 
 
-EDITS = {"number": _number, "swap": _swap, "negation": _negation}
+EDITS = {"number": _number, "swap": _swap, "negation": _negation, "addition": _addition}
+ADDITION_FIRST = 0.15
+"""Share of replies for which an appended unsupported sentence is tried before the other edits (in random order)."""
 
 
 def perturbed_twins(records: list[dict[str, Any]], seed: int, limit: int) -> list[dict[str, Any]]:
@@ -181,13 +183,13 @@ def perturbed_twins(records: list[dict[str, Any]], seed: int, limit: int) -> lis
     for record in faithful:
         if len(out) >= 2 * limit:
             break
-        kinds = list(EDITS)
+        kinds = [kind for kind in EDITS if kind != "addition"]
         rng.shuffle(kinds)
-        if rng.random() < 0.15:
+        if rng.random() < ADDITION_FIRST:
             kinds.insert(0, "addition")
         for kind in kinds:
             pool = sentences if kind == "addition" else names
-            edited = (EDITS.get(kind) or _addition)(record["response"], record["knowledge"], rng, pool)
+            edited = EDITS[kind](record["response"], record["knowledge"], rng, pool)
             if edited and edited.strip().lower() != record["response"].strip().lower():
                 base = {**record, "source": "perturbed", "meta": {**record["meta"], "edit": kind}}
                 out.append({**base, "id": record["id"] + ":original"})
