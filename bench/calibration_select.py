@@ -36,6 +36,7 @@ CANDIDATES = {
     "log-odds": [*LEXICAL, "faithfulness_logit"],
     "log-odds + mean log-odds": [*LEXICAL, "faithfulness_logit", "faithfulness_mean_logit"],
     "similarity + checker only": ["min_similarity", "mean_similarity", "faithfulness_logit", "faithfulness_mean_logit"],
+    "checker only": ["faithfulness_logit", "faithfulness_mean_logit"],
 }
 PENALTIES = (0.3, 1.0, 3.0, 10.0)
 BEGIN_SOURCE = "begin_v2"

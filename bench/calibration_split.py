@@ -5,7 +5,9 @@ is in the faithfulness checker's dev split (`bucket(group, 10) == 0`, see `train
 by group (SHA-256 of "calibration:" + group): `tune` (the calibration is fitted on it, with the hand-written items of
 `tests/data/critic_labelled.jsonl`) and `check` (never tuned on). `dev` is `tune` plus BEGIN v2
 (`faithfulness_begin_200.jsonl`, the dev set the critic's targets name): the shipped calibration is fitted on it.
-Usage: python bench/calibration_split.py TRAIN.jsonl OUT_DIR [BEGIN_V2.jsonl]
+`--tune-q2` tunes on the Q² WoW tune half too (calibration v6 on); without it the split is v5's.
+
+Usage: python bench/calibration_split.py TRAIN.jsonl OUT_DIR [BEGIN_V2.jsonl] [--tune-q2]
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import sys
 from pathlib import Path
 
 HUMAN_SOURCES = {"begin_v1", "faithdial_audit_gold", "faithdial_audit_models", "q2_wow"}
-TUNED_SOURCES = HUMAN_SOURCES - {"q2_wow"}
-"""Q² WoW is checked but not tuned on: the faithfulness checker is near chance there, its labels only add noise."""
+V5_TUNED_SOURCES = HUMAN_SOURCES - {"q2_wow"}
+"""Calibration v5 checked Q² WoW but did not tune on it (the checker was thought near chance there); the critic then
+stayed at chance on Q² (0.51 on check.jsonl) while the checker alone reached 0.61."""
 
 
 def bucket(key: str, modulo: int) -> int:
@@ -35,7 +38,7 @@ def group(record: dict[str, object]) -> str:
 BEGIN_V2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "faithfulness_begin_200.jsonl"
 
 
-def main(train: Path, out: Path, begin: Path = BEGIN_V2) -> None:
+def main(train: Path, out: Path, begin: Path = BEGIN_V2, tuned: set[str] = V5_TUNED_SOURCES) -> None:
     """Write `out/tune.jsonl`, `out/check.jsonl` and `out/dev.jsonl` (tune + BEGIN v2)."""
     out.mkdir(parents=True, exist_ok=True)
     tune = [line for line in Path("tests/data/critic_labelled.jsonl").read_text().splitlines() if _valid(line)]
@@ -47,7 +50,7 @@ def main(train: Path, out: Path, begin: Path = BEGIN_V2) -> None:
             continue
         if bucket("calibration:" + key, 2) != 0:
             check.append(line)
-        elif record["source"] in TUNED_SOURCES:
+        elif record["source"] in tuned:
             tune.append(line)
     (out / "tune.jsonl").write_text("\n".join(tune) + "\n", encoding="utf-8")
     (out / "check.jsonl").write_text("\n".join(check) + "\n", encoding="utf-8")
@@ -65,4 +68,6 @@ def _valid(line: str) -> bool:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), *(Path(arg) for arg in sys.argv[3:4]))
+    flags = {"--tune-q2"}
+    paths = [Path(arg) for arg in sys.argv[1:] if arg not in flags]
+    main(*paths[:3], tuned=HUMAN_SOURCES if "--tune-q2" in sys.argv else V5_TUNED_SOURCES)

@@ -28,6 +28,9 @@ class RunConfig:
     batch_size: int = 16
     lr: float = 5e-5
     seed: int = 13
+    batch_seed: int = 0
+    """Seed of the batch order and dropout when not 0 (`seed` still fixes the head's initialisation and the data):
+    runs that differ only in it start from the same weights, so their weights can be averaged."""
     threads: int = 1
     exclude: tuple[str, ...] = ("halueval_dialogue",)
     """Faithfulness sources not used at all (HaluEval dialogue: OpenDialKG's licence may be non-commercial)."""
@@ -138,6 +141,24 @@ RUNS = {
         FAITH6_PERTURB,
         # Every twin the edits can make (about 2,400 pairs) instead of 1,000.
         replace(FAITH6_PERTURB, name="faith6-perturb-all", perturb=100_000),
+        # faith6-human3 with other batch orders and dropout (same initial weights, same data), to average: one run's
+        # noise (about 0.03 per source) was the size of every effect measured on 2026-12-04.
+        replace(FAITH6_HUMAN3, name="faith6-human3-b2", batch_seed=2, threads=1),
+        replace(FAITH6_HUMAN3, name="faith6-human3-b3", batch_seed=3, threads=1),
+        RunConfig(
+            "faith6-soup-seeds",
+            "faith",
+            layers=6,
+            exclude=("halueval_dialogue", "halueval_qa"),
+            soup=("faith6-human3", "faith6-human3-b2", "faith6-human3-b3"),
+        ),
+        RunConfig(
+            "faith6-soup-seeds-perturb",
+            "faith",
+            layers=6,
+            exclude=("halueval_dialogue", "halueval_qa"),
+            soup=("faith6-human3", "faith6-human3-b2", "faith6-human3-b3", "faith6-perturb"),
+        ),
         # The weights of faith6-perturb and faith6-human3 (retrained) averaged: same base, same split.
         RunConfig(
             "faith6-soup-perturb",

@@ -5,7 +5,8 @@
     python -m training.checkers.train faith-final --threads 1      # when two runs share the cores
 
 A rerun of the same command picks up from `training/out/<run>/checkpoint.pt`. The batch order of every epoch
-is a function of the seed and the epoch, so a resumed run sees the same batches as an uninterrupted one.
+is a function of the seed (or `batch_seed`) and the epoch, so a resumed run sees the same batches as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -125,9 +126,12 @@ def train(config: RunConfig) -> Path:
     labels = torch.tensor([e.label for e in examples], dtype=torch.float)
     weights = torch.tensor([e.weight for e in examples], dtype=torch.float)
     lengths = [len(ids) for ids, _ in encoded]
-    per_epoch = len(epoch_batches(lengths, config.batch_size, config.seed, 0))
+    order_seed = config.batch_seed or config.seed
+    per_epoch = len(epoch_batches(lengths, config.batch_size, order_seed, 0))
     total = min(per_epoch * config.epochs, config.max_steps or 10**9)
     model, optimizer, scheduler = build_training(config, total)
+    if config.batch_seed:  # the head was initialised from `seed`; dropout follows the batch seed
+        torch.manual_seed(config.batch_seed)
     checkpoint = out / "checkpoint.pt"
     step = restore(checkpoint, model, optimizer, scheduler)
     (out / "config.json").write_text(
@@ -141,7 +145,7 @@ def train(config: RunConfig) -> Path:
     while step < total:
         epoch, offset = divmod(step, per_epoch)
         if epoch not in batches:
-            batches = {epoch: epoch_batches(lengths, config.batch_size, config.seed, epoch)}
+            batches = {epoch: epoch_batches(lengths, config.batch_size, order_seed, epoch)}
         index = batches[epoch][offset]
         logits = model(**collate(encoded, index)).logits.squeeze(-1)
         loss = (loss_fn(logits, labels[index]) * weights[index]).mean()
