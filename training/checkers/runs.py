@@ -145,6 +145,15 @@ RUNS = {
         # noise (about 0.03 per source) was the size of every effect measured on 2026-12-04.
         replace(FAITH6_HUMAN3, name="faith6-human3-b2", batch_seed=2, threads=1),
         replace(FAITH6_HUMAN3, name="faith6-human3-b3", batch_seed=3, threads=1),
+        replace(FAITH6_HUMAN3, name="faith6-human3-b4", batch_seed=4, threads=1),
+        replace(FAITH6_HUMAN3, name="faith6-human3-b5", batch_seed=5, threads=1),
+        RunConfig(
+            "faith6-soup-seeds5",
+            "faith",
+            layers=6,
+            exclude=("halueval_dialogue", "halueval_qa"),
+            soup=("faith6-human3", "faith6-human3-b2", "faith6-human3-b3", "faith6-human3-b4", "faith6-human3-b5"),
+        ),
         RunConfig(
             "faith6-soup-seeds",
             "faith",
