@@ -130,39 +130,48 @@ def calibration_half(record: dict[str, Any]) -> str:
     return "tune" if bucket("calibration:" + faith_group(record), 2) == 0 else "check"
 
 
+def labelled_records(run: str) -> tuple[list[dict[str, Any]], list[str], np.ndarray]:
+    """The records a faithfulness run is evaluated on (its dev and held-out splits, then BEGIN v2), each one's group
+    (`tune:SOURCE`, `check:SOURCE`, a held-out split's name or `begin_v2_dev_200`) and labels (1 = faithful)."""
+    splits = build_examples(RUNS[run])
+    ids = {e.tags["id"]: name for name, examples in splits.items() if name != "train" for e in examples}
+    records = [r for r in read_jsonl(DATA / "training" / "faithfulness_train.jsonl") if r["id"] in ids]
+    all_records = records + list(read_jsonl(DATA / "faithfulness_begin_200.jsonl"))
+    names = [ids.get(r["id"], "begin_v2_dev_200") for r in all_records]
+    groups = [
+        f"{calibration_half(r)}:{r['source']}" if names[i] == "dev" else names[i] for i, r in enumerate(all_records)
+    ]
+    return all_records, groups, np.asarray([int(r["label"] == "faithful") for r in all_records])
+
+
+def rows_at_tuned_threshold(
+    scores: np.ndarray, groups: list[str], labels: np.ndarray
+) -> tuple[float, dict[str, dict[str, float]]]:
+    """The threshold chosen on the tune half, and every group's rates and AUC at it."""
+    tune = np.asarray([g.startswith("tune:") for g in groups])
+    threshold = pick_threshold(scores[tune], labels[tune], [g for g, t in zip(groups, tune, strict=True) if t])
+    rows = {}
+    for group in sorted(set(groups)):
+        mask = np.asarray([g == group for g in groups])
+        rows[group] = rates(scores[mask], labels[mask], threshold) | {"auc": auc(scores[mask], labels[mask])}
+    return threshold, rows
+
+
 def evaluate_faith(run: str, ship: bool, onnx: Path | None = None) -> dict[str, Any]:
     """Score every evaluation split of a faithfulness run (or another export, `onnx`, on the run's splits)."""
     checkers = runtime_package()
     from codi_agents.checkers._onnx import OnnxClassifier
 
     config = RUNS[run]
-    splits = build_examples(config)
-    ids = {e.tags["id"]: name for name, examples in splits.items() if name != "train" for e in examples}
-    records = [r for r in read_jsonl(DATA / "training" / "faithfulness_train.jsonl") if r["id"] in ids]
-    begin = list(read_jsonl(DATA / "faithfulness_begin_200.jsonl"))
     classifier = OnnxClassifier(onnx or OUT / run / "model.int8.onnx")
     checker = checkers.FaithfulnessChecker(classifier, threshold=0.5)
     report: dict[str, Any] = {"run": run, "config": {k: str(v) for k, v in config.__dict__.items()}}
-    all_records = records + begin
+    all_records, sources, labels = labelled_records(run)
     scored = score_records(checker, all_records)
-    names = [ids.get(r["id"], "begin_v2_dev_200") for r in all_records]
-    sources = [
-        f"{calibration_half(r)}:{r['source']}" if names[i] == "dev" else names[i] for i, r in enumerate(all_records)
-    ]
-    labels = np.asarray([int(r["label"] == "faithful") for r in all_records])
     dev = np.asarray([s.startswith("tune:") for s in sources])
     report["thresholds"] = {}
     for method in ("min", "mean", "whole"):
-        dev_sources = [s for s, d in zip(sources, dev, strict=True) if d]
-        threshold = pick_threshold(scored[method][dev], labels[dev], dev_sources)
-        report["thresholds"][method] = threshold
-        rows = {}
-        for group in sorted(set(sources)):
-            mask = np.asarray([s == group for s in sources])
-            rows[group] = rates(scored[method][mask], labels[mask], threshold) | {
-                "auc": auc(scored[method][mask], labels[mask])
-            }
-        report[method] = rows
+        report["thresholds"][method], report[method] = rows_at_tuned_threshold(scored[method], sources, labels)
     if onnx:
         (OUT / run / f"eval.{onnx.stem}.json").write_text(json.dumps(report, indent=1))
         return report
