@@ -5,7 +5,8 @@ is in the faithfulness checker's dev split (`bucket(group, 10) == 0`, see `train
 by group (SHA-256 of "calibration:" + group): `tune` (the calibration is fitted on it, with the hand-written items of
 `tests/data/critic_labelled.jsonl`) and `check` (never tuned on). `dev` is `tune` plus BEGIN v2
 (`faithfulness_begin_200.jsonl`, the dev set the critic's targets name): the shipped calibration is fitted on it.
-`--tune-q2` tunes on the Q² WoW tune half too (calibration v6 on); without it the split is v5's.
+`--tune-q2` also tunes on the Q² WoW tune half (tried on 2026-12-04, not shipped: 0.815 on `check.jsonl` against v5's
+0.812); without it the split is v5's, which the shipped calibration was fitted on.
 
 Usage: python bench/calibration_split.py TRAIN.jsonl OUT_DIR [BEGIN_V2.jsonl] [--tune-q2]
 """

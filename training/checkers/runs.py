@@ -90,6 +90,8 @@ FAITH6_HUMAN3 = RunConfig(
     checkpoint_every=100,
 )
 FAITH6_PERTURB = replace(FAITH6_HUMAN3, name="faith6-perturb", perturb=1000)
+FAITH6_SEEDS = ("faith6-human3", "faith6-human3-b2", "faith6-human3-b3", "faith6-human3-b4", "faith6-human3-b5")
+"""faith6-human3 and four runs of it with `batch_seed` 2 to 5."""
 
 RUNS = {
     run.name: run
@@ -141,33 +143,15 @@ RUNS = {
         FAITH6_PERTURB,
         # Every twin the edits can make (about 2,400 pairs) instead of 1,000.
         replace(FAITH6_PERTURB, name="faith6-perturb-all", perturb=100_000),
-        # faith6-human3 with other batch orders and dropout (same initial weights, same data), to average: one run's
-        # noise (about 0.03 per source) was the size of every effect measured on 2026-12-04.
-        replace(FAITH6_HUMAN3, name="faith6-human3-b2", batch_seed=2, threads=1),
-        replace(FAITH6_HUMAN3, name="faith6-human3-b3", batch_seed=3, threads=1),
-        replace(FAITH6_HUMAN3, name="faith6-human3-b4", batch_seed=4, threads=1),
-        replace(FAITH6_HUMAN3, name="faith6-human3-b5", batch_seed=5, threads=1),
-        RunConfig(
-            "faith6-soup-seeds5",
-            "faith",
-            layers=6,
-            exclude=("halueval_dialogue", "halueval_qa"),
-            soup=("faith6-human3", "faith6-human3-b2", "faith6-human3-b3", "faith6-human3-b4", "faith6-human3-b5"),
+        # faith6-human3 with other batch orders and dropout (same initial weights, same data), and the averages of
+        # their weights: one run's noise (about 0.03 per source) was the size of every effect measured on 2026-12-04.
+        *(
+            replace(FAITH6_HUMAN3, name=name, batch_seed=seed, threads=1)
+            for seed, name in enumerate(FAITH6_SEEDS[1:], start=2)
         ),
-        RunConfig(
-            "faith6-soup-seeds",
-            "faith",
-            layers=6,
-            exclude=("halueval_dialogue", "halueval_qa"),
-            soup=("faith6-human3", "faith6-human3-b2", "faith6-human3-b3"),
-        ),
-        RunConfig(
-            "faith6-soup-seeds-perturb",
-            "faith",
-            layers=6,
-            exclude=("halueval_dialogue", "halueval_qa"),
-            soup=("faith6-human3", "faith6-human3-b2", "faith6-human3-b3", "faith6-perturb"),
-        ),
+        replace(FAITH6_HUMAN3, name="faith6-soup-seeds", soup=FAITH6_SEEDS[:3]),
+        replace(FAITH6_HUMAN3, name="faith6-soup-seeds-perturb", soup=(*FAITH6_SEEDS[:3], "faith6-perturb")),
+        replace(FAITH6_HUMAN3, name="faith6-soup-seeds5", soup=FAITH6_SEEDS),
         # The weights of faith6-perturb and faith6-human3 (retrained) averaged: same base, same split.
         RunConfig(
             "faith6-soup-perturb",
