@@ -94,7 +94,6 @@ def test_the_weakest_sentence_decides(faithfulness: FaithfulnessChecker) -> None
     assert result.weakest == result.sentences[result.sentence_scores.index(result.score)]
 
 
-@pytest.mark.xfail(reason="known weakness: an invented attribution is not always the weakest sentence", strict=False)
 def test_an_invented_sentence_is_the_weakest(faithfulness: FaithfulnessChecker) -> None:
     reply = "The tower was completed in 1889 for the World's Fair. It was designed by Leonardo da Vinci in Rome."
     assert "Leonardo" in faithfulness.score_reply(PASSAGES, reply, "Who made it?").weakest
