@@ -11,12 +11,12 @@ tune half and the same table as `evaluate.py`'s is printed. Every run must share
 
 from __future__ import annotations
 
-import statistics
 import sys
 
 import numpy as np
 
 from training.checkers.common import OUT, runtime_package
+from training.checkers.compare import SCORING, summary
 from training.checkers.evaluate import labelled_records, rows_at_tuned_threshold, score_records
 from training.checkers.runs import RUNS
 
@@ -42,16 +42,12 @@ def main(runs: list[str]) -> None:
     scores = []
     for run in runs:
         checker = checkers.FaithfulnessChecker(OnnxClassifier(OUT / run / "model.int8.onnx"), threshold=0.5)
-        scores.append(score_records(checker, records)["min"])
+        scores.append(score_records(checker, records)[SCORING])
     threshold, rows = rows_at_tuned_threshold(mean_log_odds(scores), groups, labels)
-
-    def half(name: str, metric: str) -> float:
-        return statistics.fmean(row[metric] for group, row in rows.items() if group.startswith(name + ":"))
-
+    means = summary({"run": "ensemble", SCORING: rows})
     print(
         f"ensemble of {len(runs)} (threshold {threshold:.2f} chosen on the tune half): "
-        f"tune {half('tune', 'balanced_accuracy'):.3f}, check {half('check', 'balanced_accuracy'):.3f}, "
-        f"check AUC {half('check', 'auc'):.3f}"
+        + ", ".join(f"{name} {value:.3f}" for name, value in means.items())
     )
     for group, row in rows.items():
         print(f"  {group:28} BA {row['balanced_accuracy']:.3f}  AUC {row['auc']:.3f}  n={row['n']}")

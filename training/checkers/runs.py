@@ -68,6 +68,10 @@ class RunConfig:
     checkpoint_every: int = 200
 
 
+HUMAN_LABELLED_ONLY = ("halueval_dialogue", "halueval_qa")
+"""`exclude` for training on the human-labelled sources only: HaluEval QA teaches a length shortcut (its right
+answers are short spans, its hallucinations long sentences)."""
+
 PASSAGES_2FIFTHS = RunConfig(
     "inject-passages-2fifths",
     "inject",
@@ -86,7 +90,7 @@ FAITH6_HUMAN3 = RunConfig(
     epochs=3,
     lr=5e-5,
     threads=2,
-    exclude=("halueval_dialogue", "halueval_qa"),
+    exclude=HUMAN_LABELLED_ONLY,
     checkpoint_every=100,
 )
 FAITH6_PERTURB = replace(FAITH6_HUMAN3, name="faith6-perturb", perturb=1000)
@@ -107,7 +111,7 @@ RUNS = {
             max_steps=300,
             lr=3e-5,
             threads=2,
-            exclude=("halueval_dialogue", "halueval_qa"),
+            exclude=HUMAN_LABELLED_ONLY,
             init_from="faith-final",
             checkpoint_every=50,
         ),
@@ -117,7 +121,7 @@ RUNS = {
             epochs=1,
             lr=2e-5,
             threads=2,
-            exclude=("halueval_dialogue", "halueval_qa"),
+            exclude=HUMAN_LABELLED_ONLY,
             init_from="faith-human",
             checkpoint_every=50,
         ),
@@ -130,7 +134,7 @@ RUNS = {
             epochs=1,
             lr=3e-5,
             threads=1,
-            exclude=("halueval_dialogue", "halueval_qa"),
+            exclude=HUMAN_LABELLED_ONLY,
             init_from="faith6-final",
             checkpoint_every=50,
         ),
@@ -153,13 +157,7 @@ RUNS = {
         replace(FAITH6_HUMAN3, name="faith6-soup-seeds-perturb", soup=(*FAITH6_SEEDS[:3], "faith6-perturb")),
         replace(FAITH6_HUMAN3, name="faith6-soup-seeds5", soup=FAITH6_SEEDS),
         # The weights of faith6-perturb and faith6-human3 (retrained) averaged: same base, same split.
-        RunConfig(
-            "faith6-soup-perturb",
-            "faith",
-            layers=6,
-            exclude=("halueval_dialogue", "halueval_qa"),
-            soup=("faith6-human3", "faith6-perturb"),
-        ),
+        replace(FAITH6_HUMAN3, name="faith6-soup-perturb", soup=("faith6-human3", "faith6-perturb")),
         RunConfig("faith-tiny", "faith", max_steps=6, held_out=("q2_wow",)),
         RunConfig("inject-heldout", "inject", epochs=1),
         RunConfig("inject-final", "inject", epochs=1, all_families=True),
