@@ -74,13 +74,15 @@ def faithfulness_splits(
     cap_pairs: dict[str, int],
     seed: int,
     perturb: int = 0,
+    matched_qa_ratio: float = 0.0,
 ) -> dict[str, list[Example]]:
     """`train`, `dev` (one group in ten of the trained sources) and one split per held-out source.
 
     `cap_pairs` limits a source to that many groups (HaluEval QA has 9k pairs; a sample is enough and
     keeps the human-labelled sources from being drowned). Labels are balanced within each source by weight.
     `perturb` adds that many pairs of a human-labelled training reply and its minimally edited unfaithful twin
-    (`perturb.py`), as the training-only source `perturbed`.
+    (`perturb.py`), as the training-only source `perturbed`. `matched_qa_ratio` adds the HaluEval QA pairs of
+    similar answer lengths (`length_matched_pairs`) as the training-only source `halueval_qa_matched`.
     """
     records = [r for r in read_jsonl(TRAINING_DATA / "faithfulness_train.jsonl") if r["source"] not in exclude]
     splits: dict[str, list[Example]] = defaultdict(list)
@@ -112,7 +114,32 @@ def faithfulness_splits(
         from training.checkers.perturb import perturbed_twins
 
         splits["train"].extend(faith_example(r, layout) for r in perturbed_twins(trained_human, seed, perturb))
+    if matched_qa_ratio:
+        splits["train"].extend(faith_example(r, layout) for r in length_matched_pairs(matched_qa_ratio))
     return dict(splits)
+
+
+def length_matched_pairs(ratio: float) -> list[dict[str, Any]]:
+    """HaluEval QA pairs whose hallucinated answer has between 1/`ratio` and `ratio` times the right answer's words.
+
+    Most right answers are short spans and most hallucinations long sentences, so a model trained on all of them
+    learns length; the pairs left are mostly one name or number swapped for another. Pairs whose group is in the
+    dev tenth are left out, as for every trained source. Their source is renamed `halueval_qa_matched`, a
+    training-only source.
+    """
+    pairs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for record in read_jsonl(TRAINING_DATA / "faithfulness_train.jsonl"):
+        if record["source"] == "halueval_qa" and bucket(faith_group(record), 10) != 0:
+            pairs[faith_group(record)][record["label"]] = record
+    kept = []
+    for pair in pairs.values():
+        right, wrong = pair.get("faithful"), pair.get("unfaithful")
+        if right is None or wrong is None:
+            continue
+        words = len(wrong["response"].split()) / max(1, len(right["response"].split()))
+        if 1 / ratio <= words <= ratio:
+            kept.extend({**r, "source": "halueval_qa_matched"} for r in (right, wrong))
+    return kept
 
 
 def _shingles(words: list[str], n: int = 5) -> set[tuple[str, ...]]:

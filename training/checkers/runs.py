@@ -63,6 +63,9 @@ class RunConfig:
     negatives (`benign_text.py`)."""
     perturb: int = 0
     """Faithfulness: pairs of a human-labelled training reply and its edited unfaithful twin (`perturb.py`)."""
+    matched_qa_ratio: float = 0.0
+    """Faithfulness: when not 0, add the HaluEval QA pairs whose answers' word counts are within this ratio
+    (`data.length_matched_pairs`), training only."""
     init_from: str = ""
     """Start from another run's `final.pt` instead of the base model."""
     checkpoint_every: int = 200
@@ -94,6 +97,7 @@ FAITH6_HUMAN3 = RunConfig(
     checkpoint_every=100,
 )
 FAITH6_PERTURB = replace(FAITH6_HUMAN3, name="faith6-perturb", perturb=1000)
+FAITH6_HALUQA = replace(FAITH6_HUMAN3, name="faith6-haluqa", matched_qa_ratio=1.5)
 FAITH6_SEEDS = ("faith6-human3", "faith6-human3-b2", "faith6-human3-b3", "faith6-human3-b4", "faith6-human3-b5")
 """faith6-human3 and four runs of it with `batch_seed` 2 to 5."""
 
@@ -158,6 +162,10 @@ RUNS = {
         replace(FAITH6_HUMAN3, name="faith6-soup-seeds5", soup=FAITH6_SEEDS),
         # The weights of faith6-perturb and faith6-human3 (retrained) averaged: same base, same split.
         replace(FAITH6_HUMAN3, name="faith6-soup-perturb", soup=("faith6-human3", "faith6-perturb")),
+        # The recipe plus HaluEval QA without its length shortcut (pairs of similar answer lengths), three draws.
+        replace(FAITH6_HALUQA, threads=1),
+        replace(FAITH6_HALUQA, name="faith6-haluqa-b2", batch_seed=2, threads=1),
+        replace(FAITH6_HALUQA, name="faith6-haluqa-b3", batch_seed=3, threads=1),
         RunConfig("faith-tiny", "faith", max_steps=6, held_out=("q2_wow",)),
         RunConfig("inject-heldout", "inject", epochs=1),
         RunConfig("inject-final", "inject", epochs=1, all_families=True),
@@ -205,7 +213,13 @@ def build_examples(config: RunConfig) -> dict[str, list[Example]]:
     text = load_text_module()
     if config.task == "faith":
         return faithfulness_splits(
-            text.PairLayout(), config.exclude, config.held_out, config.cap_pairs, config.seed, config.perturb
+            text.PairLayout(),
+            config.exclude,
+            config.held_out,
+            config.cap_pairs,
+            config.seed,
+            config.perturb,
+            config.matched_qa_ratio,
         )
     tokenizer = text.load_tokenizer(str(TOKENIZER))
     train, test, _ = injection_split(config.seed, all_families=config.all_families)
