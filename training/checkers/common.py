@@ -15,6 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = Path("/work/shared/data")
 TRAINING_DATA = DATA / "training"
 OUT = REPO / "training" / "out"
+REPORTS = REPO / "training" / "checkers" / "reports"
+"""A committed copy of every faithfulness run's `eval.json`: `training/out` holds gigabytes and does not outlive
+the machine, and comparing a new recipe with an old one needs the old one's numbers."""
 MODELS = REPO / "codi_agents" / "checkers" / "models"
 TOKENIZER = MODELS / "tokenizer.json"
 

@@ -17,7 +17,7 @@ import statistics
 import sys
 from typing import Any
 
-from training.checkers.common import OUT
+from training.checkers.common import OUT, REPORTS
 
 SCORING = "min"
 """The run time's scoring: a reply is as faithful as its weakest claim."""
@@ -43,12 +43,14 @@ def summary(report: dict[str, Any]) -> dict[str, float]:
 
 
 def load(name: str) -> dict[str, Any]:
-    """`eval.json` of run `name`, or `eval.STEM.json` for `RUN:STEM`."""
+    """`eval.json` of run `name`, or `eval.STEM.json` for `RUN:STEM`; else their committed copy in `reports/`."""
     run, _, stem = name.partition(":")
     path = OUT / run / (f"eval.{stem}.json" if stem else "eval.json")
-    if not path.exists():
-        raise SystemExit(f"{path} not found: run `python -m training.checkers.evaluate {run}` first")
-    return json.loads(path.read_text())
+    committed = REPORTS / (f"{run}.{stem}.json" if stem else f"{run}.json")
+    for candidate in (path, committed):
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    raise SystemExit(f"neither {path} nor {committed} exists: run `python -m training.checkers.evaluate {run}` first")
 
 
 def main(names: list[str]) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from training.checkers.common import DATA, MODELS, OUT, bucket, read_jsonl, runtime_package
+from training.checkers.common import DATA, MODELS, OUT, REPORTS, bucket, read_jsonl, runtime_package
 from training.checkers.data import faith_example, faith_group
 from training.checkers.runs import RUNS, build_examples
 
@@ -173,7 +173,7 @@ def evaluate_faith(run: str, ship: bool, onnx: Path | None = None) -> dict[str, 
     for method in ("min", "mean", "whole"):
         report["thresholds"][method], report[method] = rows_at_tuned_threshold(scored[method], sources, labels)
     if onnx:
-        (OUT / run / f"eval.{onnx.stem}.json").write_text(json.dumps(report, indent=1))
+        write_report(report, f"eval.{onnx.stem}.json", f"{run}.{onnx.stem}.json")
         return report
     if (OUT / run / "final.pt").exists():
         report["int8_vs_fp32_dev"] = agreement(
@@ -183,7 +183,7 @@ def evaluate_faith(run: str, ship: bool, onnx: Path | None = None) -> dict[str, 
             report["thresholds"]["whole"],
             checker.layout,
         )
-    (OUT / run / "eval.json").write_text(json.dumps(report, indent=1))
+    write_report(report, "eval.json", f"{run}.json")
     if ship:
         ship_model(
             run,
@@ -191,6 +191,15 @@ def evaluate_faith(run: str, ship: bool, onnx: Path | None = None) -> dict[str, 
             {"threshold": report["thresholds"]["min"], "layout": checker.layout.__dict__, "run": run},
         )
     return report
+
+
+def write_report(report: dict[str, Any], name: str, committed_name: str) -> None:
+    """The report beside the run (`training/out/RUN/NAME`) and its committed copy (`reports/COMMITTED_NAME`)."""
+    text = json.dumps(report, indent=1)
+    (OUT / report["run"]).mkdir(parents=True, exist_ok=True)
+    (OUT / report["run"] / name).write_text(text)
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / committed_name).write_text(text + "\n")
 
 
 def ship_model(run: str, name: str, settings: dict[str, Any]) -> None:
