@@ -209,3 +209,21 @@ def test_no_orphan_server_after_exit_ctrl_c_or_kill(tmp_path: Path, mode: str, s
         os.kill(child.pid, stop)
     child.wait(timeout=60)
     assert wait_gone(server_pid), f"server {server_pid} outlived codi ({mode}, {stop})"
+
+
+def test_weights_stay_out_of_amx_buffers_only_on_amx_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp's AMX weight buffers crash batched decoding on Sapphire Rapids (ggml-org/llama.cpp#20824)."""
+    import llama_cpp.llama_cpp as native
+
+    from codi_agents.llm._llama_child import keep_weights_out_of_amx
+
+    monkeypatch.setattr(native, "llama_model_default_params", native.llama_model_default_params)
+    monkeypatch.setattr(native, "llama_print_system_info", lambda: b"CPU : AVX2 = 1 | AMX_INT8 = 0 | ")
+    assert keep_weights_out_of_amx() is False
+    assert native.llama_model_default_params().use_extra_bufts is True
+
+    monkeypatch.setattr(native, "llama_print_system_info", lambda: b"CPU : AVX512 = 1 | AMX_INT8 = 1 | ")
+    assert keep_weights_out_of_amx() is True
+    params = native.llama_model_default_params()
+    assert params.use_extra_bufts is False
+    assert params.vocab_only is False and params.no_host is False  # every other default is llama.cpp's own
