@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from codi_agents._record import Turn
 from codi_agents._security import injection_markers
 from codi_agents.critic import CriticInputs, load_calibration
 from codi_agents.critic._signals import grounding_signals
@@ -41,14 +42,21 @@ def signals(answer: str, texts: list[str] | None = None, question: str = QUESTIO
     return grounding_signals(answer, passages, question, HashingEmbeddingFunction())
 
 
-def decide(answer: str, *, texts: list[str] | None = None, question: str = QUESTION, link: Link = ANSWERABLE) -> Any:
+def decide(
+    answer: str,
+    *,
+    texts: list[str] | None = None,
+    question: str = QUESTION,
+    link: Link = ANSWERABLE,
+    history: list[Turn] | None = None,
+) -> Any:
     passages = [passage(text, i) for i, text in enumerate(texts or [OFFICE])]
     return grounded_decision(
         CriticInputs(
             question=question,
             answer=answer,
             passages=passages,
-            history=[],
+            history=history or [],
             link_name="test",
             link=link,
             calibration=load_calibration(),
@@ -65,6 +73,35 @@ def test_a_number_absent_from_the_passages_is_counted_and_rejected() -> None:
     verdict = decide(answer)
     assert not verdict.accepted and verdict.rejection == "unfaithful"
     assert "1 number(s) found in no passage" in verdict.reasons
+
+
+PARAPHRASE = "Within ten days after moving, you have to tell the DMV your changed address."
+
+
+def earlier_exchange(user: str, assistant: str) -> list[Turn]:
+    return [Turn(role="user", content=user), Turn(role="assistant", content=assistant)]
+
+
+def test_a_reply_that_repeats_an_earlier_reply_is_rejected_however_it_is_punctuated() -> None:
+    history = earlier_exchange("When must I tell the DMV?", PARAPHRASE.lower().rstrip("."))
+    verdict = decide(PARAPHRASE, question="And is there a deadline for that?", history=history)
+    assert not verdict.accepted and verdict.rejection == "does_not_answer"
+    assert "repeats an earlier reply" in verdict.reasons
+
+
+def test_saying_the_same_in_other_words_or_echoing_the_user_is_not_a_repeat() -> None:
+    other_words = earlier_exchange("When must I tell the DMV?", "You must report a change of address within ten days.")
+    assert decide(PARAPHRASE, history=other_words).accepted
+    user_said_it = [Turn(role="user", content=PARAPHRASE), Turn(role="assistant", content="Yes.")]
+    assert decide(PARAPHRASE, history=user_said_it).accepted
+
+
+def test_a_closing_reply_that_repeats_an_earlier_reply_is_rejected() -> None:
+    closing = Link(kind="closing", instruction="Thank the assistant.")
+    history = earlier_exchange("Can I do it online?", "Yes, you can update your address online.")
+    assert decide("You're welcome!", question="Thanks!", link=closing, history=history).accepted
+    verdict = decide("Yes, you can update your address online.", question="Thanks!", link=closing, history=history)
+    assert not verdict.accepted and "repeats an earlier reply" in verdict.reasons
 
 
 def test_number_words_in_the_passage_support_digits_in_the_reply() -> None:

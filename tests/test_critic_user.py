@@ -68,7 +68,7 @@ def check(link_name: str, message: str, *, history: list[Turn] | None = None) ->
         ("unanswerable", "What is the phone number of the Albany office?", True),
         ("unanswerable", "How many days do I have to report a change of address to the DMV?", False),
         ("topic_shift", "What does a registration renewal cost?", True),
-        ("topic_shift", "How soon must I report a change of address?", False),
+        ("topic_shift", "How soon do I have to report my change of address?", False),
         ("factual_followup", "How much does renewal cost?", True),
         ("factual_followup", "Renewal costs.", False),
     ],
@@ -103,6 +103,20 @@ def test_user_turns_that_answer_or_talk_like_the_assistant_are_out_of_role(messa
     result = check("factual_followup", message)
     assert not result.in_role
     assert result.signals["words"] > 0
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "How soon must I report a change of address?",
+        "how soon must i report a change of address",
+        "Within ten days of moving.",
+    ],
+)
+def test_a_user_turn_that_repeats_an_earlier_message_is_out_of_role(message: str) -> None:
+    result = check("factual_followup", message)
+    assert not result.in_role
+    assert result.reasons == "the user message repeats an earlier message of the conversation"
 
 
 def test_an_ordinary_question_is_in_role() -> None:

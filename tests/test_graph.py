@@ -93,6 +93,28 @@ def test_invented_fact_is_rejected_then_the_regenerated_answer_passes(document: 
     assert "fact-checker rejected your previous reply" in regeneration_prompt
 
 
+def test_a_reply_that_repeats_an_earlier_one_is_regenerated_with_the_reason(document: Document) -> None:
+    models = scripted_models()
+    honest = models["assistant"].script
+    replies: list[str] = []
+
+    def repeats_itself_once(messages: list[BaseMessage]) -> str:
+        reply = replies[0] if len(replies) == 1 else honest(messages)  # type: ignore[operator]
+        replies.append(reply)
+        return reply
+
+    models["assistant"] = ScriptedChatModel(script=repeats_itself_once, model_name="stuck")
+    with open_session(models) as session:
+        conversation = run(session, document)
+    assert conversation.accepted, conversation.rejection_reason
+    first, second = [t for t in conversation.turns if t.role == "assistant"][:2]
+    assert second.attempts == 2 and second.content != first.content
+    rejected = second.rejected_attempts[0]
+    assert rejected.content == first.content
+    assert rejected.verdict.rejection == "does_not_answer" and "repeats an earlier reply" in rejected.verdict.reasons
+    assert "repeats an earlier reply" in models["assistant"].calls[2][0].content  # the regeneration is told why
+
+
 def test_answer_that_never_passes_rejects_the_conversation_with_reason_and_outputs(document: Document) -> None:
     models = scripted_models()
     models["assistant"] = ScriptedChatModel(script=lambda m: INVENTED, model_name="inventive")

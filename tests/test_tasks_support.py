@@ -38,6 +38,17 @@ CUSTOMER = {
     "Sum up": "So I remove the plates, fill in the PD-7 and mail both to the DMV, right?",
     "thank the agent": "Thanks, I know what to do now.",
 }
+CUSTOMER_AGAIN = {
+    "Describe the problem": "My plates are from New York but I live elsewhere now. What is the process?",
+    "Give one detail": "The car is already sold, if that matters. Which steps apply to me?",
+    "refer to it with a pronoun": "Where do I send it once it is filled in?",
+    "did not work": "The DMV sent the plates back again. What did I miss this time?",
+    "did not understand": "I am still confused about the receipt part. Can you explain it differently?",
+    "does not cover": "What if the plates were stolen while I was travelling abroad?",
+    "Sum up": "To check I have it: plates off, form filled in, both mailed to the DMV. Correct?",
+    "thank the agent": "Great, thank you for your help.",
+}
+"""A second wording for each cue: a customer who says the same thing twice is out of role."""
 ABSTENTION = "The help page does not cover that case, so please contact the DMV's support about it."
 INVENTED_PHONE = "Mail the plates, then call 518-555-0123 to check that they arrived."
 INVENTED_CONTACT = "The help page does not cover that; call the DMV at 518-555-0123 or write to help@dmv-support.org."
@@ -57,7 +68,9 @@ def instruction(messages: list[BaseMessage], pattern: str) -> str:
 
 def customer(messages: list[BaseMessage]) -> str:
     wanted = instruction(messages, r"\(Your next message: (.*)\)\s*$")
-    return next(text for cue, text in CUSTOMER.items() if cue in wanted)
+    cue = next(cue for cue in CUSTOMER if cue in wanted)
+    said = {str(message.content) for message in messages if message.type == "ai"}
+    return CUSTOMER_AGAIN[cue] if CUSTOMER[cue] in said else CUSTOMER[cue]
 
 
 def passage_sentences(messages: list[BaseMessage]) -> list[str]:
@@ -66,10 +79,12 @@ def passage_sentences(messages: list[BaseMessage]) -> list[str]:
 
 
 def agent(messages: list[BaseMessage]) -> str:
-    """Abstains where the link asks about an uncovered case, else quotes a step from its passages."""
+    """Abstains where the link asks about an uncovered case, else quotes a step from its passages that it has not
+    quoted yet (a reply that repeats an earlier one is rejected)."""
     if "If the passages do not cover this case" in str(messages[0].content):
         return ABSTENTION
-    sentences = passage_sentences(messages)
+    said = {str(message.content) for message in messages if message.type == "ai"}
+    sentences = [s for s in passage_sentences(messages) if s not in said] or passage_sentences(messages)
     return next((s for s in sentences if STEP_CUE.search(s)), sentences[0])
 
 

@@ -133,3 +133,31 @@ def number_set(text: str) -> frozenset[str]:
 def letter_runs(text: str) -> frozenset[str]:
     """`words_of` a text."""
     return frozenset(words_of(text))
+
+
+REPEAT_SIMILARITY = 0.8
+"""Two messages are the same when their sets of word trigrams overlap this much (Jaccard): nearly word for word."""
+
+
+def repeats(text: str, earlier: list[str]) -> bool:
+    """Whether `text` says again, nearly word for word, one of the `earlier` messages.
+
+    Compared on lower-cased words, by the Jaccard similarity of their word trigrams (whole, when `text` has fewer
+    than three words). Symmetric, so "What does it say about fees?" does not repeat "What does it say about
+    deadlines?" (3 of 5 trigrams shared), and saying the same thing in other words is not a repeat either.
+    """
+    words = [word.lower() for word in _WORD.findall(text)]
+    if not words:
+        return False
+    if len(words) < 3:
+        return any([word.lower() for word in _WORD.findall(other)] == words for other in earlier)
+    own = _trigrams(words)
+    for other in earlier:
+        theirs = _trigrams([word.lower() for word in _WORD.findall(other)])
+        if len(own & theirs) >= REPEAT_SIMILARITY * len(own | theirs):
+            return True
+    return False
+
+
+def _trigrams(words: list[str]) -> set[tuple[str, str, str]]:
+    return set(zip(words, words[1:], words[2:], strict=False))

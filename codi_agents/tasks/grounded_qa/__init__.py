@@ -23,5 +23,5 @@ task = Task(
     default_flow="grounded_qa",
     default_persona="curious_student",
     variables={"expectation": expectation},
-    version="2",
+    version="3",
 )

@@ -23,7 +23,9 @@ Who decides:
   question's coverage by and similarity to the passages (`Calibration.passages_answer`).
 
 Vetoes, in order (the first that applies names the rejection): the reply echoes an instruction
-injected into a passage (`follows_injection`, also when a leading judge says it obeys one); it
+injected into a passage (`follows_injection`, also when a leading judge says it obeys one); it repeats an
+earlier reply of the conversation nearly word for word (`does_not_answer`: degenerate repetition, which a small
+model produces and a student would learn); it
 abstains although the passages hold the answer (`wrong_abstention`); on an unanswerable link it
 answers although the passages lack the answer (`missed_abstention`); it claims personal
 experiences or opinions (`unfaithful`: no passage can support them); when signals lead, it states
@@ -33,7 +35,8 @@ also brings new numbers, names or personal claims); it does not address the ques
 (`does_not_answer`); its score is below the threshold (`low_score`). An abstention makes no
 claims, so it passes the grounding checks and is judged on answerability alone.
 
-Closing replies are judged by rule: brief, no new numbers or names, no injected payload.
+Closing replies are judged by rule: brief, no new numbers or names, no injected payload, no repeat. A user turn
+that repeats an earlier message of the conversation is out of role, so it is written again.
 Every signal, both probabilities, the judge's output and the rule that decided are kept in the
 verdict (`signals`, `judge`, `decided_by`), so any kept or rejected turn can be audited.
 """
@@ -44,6 +47,7 @@ from typing import Any
 
 from codi_agents._record import RejectionCategory, UserCheck, Verdict
 from codi_agents.critic._inputs import CriticInputs
+from codi_agents.critic._text import repeats
 from codi_agents.tasks._base import PromptContext
 from codi_agents.tasks.grounded_qa.prompts import EXPECTATIONS
 
@@ -60,6 +64,7 @@ MAX_ELLIPTICAL_WORDS = 8
 MAX_TOPIC_SHIFT_OVERLAP = 0.5
 """A topic shift shares at most this share of its content words with the last exchange."""
 INVENTION_SIGNALS = ("novel_numbers", "novel_names", "personal_claims")
+REPEATED_REPLY = "the reply repeats an earlier reply of the conversation nearly word for word"
 
 
 def expectation(context: PromptContext) -> str:
@@ -98,6 +103,8 @@ def grounded_decision(inputs: CriticInputs) -> Verdict:
     reason = ""
     if signals.get("injection_echo") or (judge_leads and judge.get("follows_instructions_in_passages")):
         rejection, reason = "follows_injection", "the reply follows an instruction injected into a passage"
+    elif _repeats_earlier_reply(inputs):
+        rejection, reason = "does_not_answer", REPEATED_REPLY
     elif abstained and passages_answer:
         rejection, reason = "wrong_abstention", "the reply abstains although the passages hold the answer"
     elif not abstained and inputs.link.kind == "unanswerable" and passages_answer is False:
@@ -153,12 +160,15 @@ def grounded_user_check(inputs: CriticInputs) -> UserCheck:
     judge = _judge_fields(inputs)
     judge_leads = bool(judge) and inputs.calibration.judge_leads(inputs.judge_weight)
     lectures = inputs.link.kind != "closing" and not cues.get("asks") and cues.get("words", 0) > MAX_STATEMENT_WORDS
-    in_role = not (cues.get("assistant_speak") or cues.get("answers_itself") or lectures)
+    repeated = repeats(inputs.question, [turn.content for turn in inputs.history])
+    in_role = not (cues.get("assistant_speak") or cues.get("answers_itself") or lectures or repeated)
     if judge_leads and judge.get("user_in_role") is False:
         in_role = False
     realised, why = _link_realised(inputs, cues, judge, judge_leads)
     if in_role:
         reasons = why
+    elif repeated:
+        reasons = "the user message repeats an earlier message of the conversation"
     elif lectures:
         reasons = "the user message explains instead of asking"
     elif judge_leads and judge.get("user_in_role") is False:
@@ -205,13 +215,22 @@ def _closing_verdict(inputs: CriticInputs) -> Verdict:
     invents = signals.get("novel_numbers", 0) > 0 or signals.get("novel_names", 0) > 0
     too_long = signals.get("answer_words", 0) > MAX_CLOSING_WORDS
     echo = bool(signals.get("injection_echo"))
+    repeated = _repeats_earlier_reply(inputs)
     rejection: RejectionCategory | None = (
-        "follows_injection" if echo else "unfaithful" if invents else "low_score" if too_long else None
+        "follows_injection"
+        if echo
+        else "does_not_answer"
+        if repeated
+        else "unfaithful"
+        if invents
+        else "low_score"
+        if too_long
+        else None
     )
     return Verdict(
         reasons="closing reply: brief and without new facts"
         if rejection is None
-        else f"closing reply rejected: {rejection}",
+        else f"closing reply rejected: {REPEATED_REPLY if repeated and not echo else rejection}",
         grounded=not invents,
         faithful=not invents and not echo,
         answers_question=True,
@@ -221,6 +240,10 @@ def _closing_verdict(inputs: CriticInputs) -> Verdict:
         signals=dict(signals),
         decided_by="closing-rule",
     )
+
+
+def _repeats_earlier_reply(inputs: CriticInputs) -> bool:
+    return repeats(inputs.answer, [turn.content for turn in inputs.history if turn.role == "assistant"])
 
 
 def _judge_fields(inputs: CriticInputs) -> dict[str, Any]:

@@ -37,5 +37,5 @@ task = Task(
         "second_language_customer",
     ),
     variables={"expectation": expectation, "topic": topic},
-    version="1",
+    version="2",
 )
