@@ -146,17 +146,19 @@ def repeats(text: str, earlier: list[str]) -> bool:
     than three words). Symmetric, so "What does it say about fees?" does not repeat "What does it say about
     deadlines?" (3 of 5 trigrams shared), and saying the same thing in other words is not a repeat either.
     """
-    words = [word.lower() for word in _WORD.findall(text)]
-    if not words:
-        return False
+    words = _lower_words(text)
     if len(words) < 3:
-        return any([word.lower() for word in _WORD.findall(other)] == words for other in earlier)
+        return bool(words) and any(_lower_words(other) == words for other in earlier)
     own = _trigrams(words)
     for other in earlier:
-        theirs = _trigrams([word.lower() for word in _WORD.findall(other)])
+        theirs = _trigrams(_lower_words(other))
         if len(own & theirs) >= REPEAT_SIMILARITY * len(own | theirs):
             return True
     return False
+
+
+def _lower_words(text: str) -> list[str]:
+    return [word.lower() for word in _WORD.findall(text)]
 
 
 def _trigrams(words: list[str]) -> set[tuple[str, str, str]]:

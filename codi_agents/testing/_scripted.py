@@ -31,10 +31,10 @@ def scripted_user(messages: list[BaseMessage]) -> str:
     document = _DOCUMENT.search(str(messages[0].content))
     words = [word for word in _WORD.findall(document.group(1).lower() if document else "") if len(word) > 3]
     asked = sum(1 for message in messages if message.type == "ai")
-    said = {str(message.content) for message in messages[1:]}
+    said = [str(message.content) for message in messages[1:]]
     for variant in range(asked, asked + 12):
         question = _question(instruction, words, variant)
-        if question not in said:
+        if not repeats(question, said):
             return question
     return question
 

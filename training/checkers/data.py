@@ -84,7 +84,8 @@ def faithfulness_splits(
     (`perturb.py`), as the training-only source `perturbed`. `matched_qa_ratio` adds the HaluEval QA pairs of
     similar answer lengths (`length_matched_pairs`) as the training-only source `halueval_qa_matched`.
     """
-    records = [r for r in read_jsonl(TRAINING_DATA / "faithfulness_train.jsonl") if r["source"] not in exclude]
+    every_record = list(read_jsonl(TRAINING_DATA / "faithfulness_train.jsonl"))
+    records = [r for r in every_record if r["source"] not in exclude]
     splits: dict[str, list[Example]] = defaultdict(list)
     by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
@@ -115,12 +116,13 @@ def faithfulness_splits(
 
         splits["train"].extend(faith_example(r, layout) for r in perturbed_twins(trained_human, seed, perturb))
     if matched_qa_ratio:
-        splits["train"].extend(faith_example(r, layout) for r in length_matched_pairs(matched_qa_ratio))
+        splits["train"].extend(faith_example(r, layout) for r in length_matched_pairs(every_record, matched_qa_ratio))
     return dict(splits)
 
 
-def length_matched_pairs(ratio: float) -> list[dict[str, Any]]:
-    """HaluEval QA pairs whose hallucinated answer has between 1/`ratio` and `ratio` times the right answer's words.
+def length_matched_pairs(records: list[dict[str, Any]], ratio: float) -> list[dict[str, Any]]:
+    """HaluEval QA pairs of `records` whose hallucinated answer has between 1/`ratio` and `ratio` times the right
+    answer's words.
 
     Most right answers are short spans and most hallucinations long sentences, so a model trained on all of them
     learns length; the pairs left are mostly one name or number swapped for another. Pairs whose group is in the
@@ -128,7 +130,7 @@ def length_matched_pairs(ratio: float) -> list[dict[str, Any]]:
     training-only source.
     """
     pairs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for record in read_jsonl(TRAINING_DATA / "faithfulness_train.jsonl"):
+    for record in records:
         if record["source"] == "halueval_qa" and bucket(faith_group(record), 10) != 0:
             pairs[faith_group(record)][record["label"]] = record
     kept = []

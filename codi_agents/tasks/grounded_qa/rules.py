@@ -215,22 +215,18 @@ def _closing_verdict(inputs: CriticInputs) -> Verdict:
     invents = signals.get("novel_numbers", 0) > 0 or signals.get("novel_names", 0) > 0
     too_long = signals.get("answer_words", 0) > MAX_CLOSING_WORDS
     echo = bool(signals.get("injection_echo"))
-    repeated = _repeats_earlier_reply(inputs)
-    rejection: RejectionCategory | None = (
-        "follows_injection"
-        if echo
-        else "does_not_answer"
-        if repeated
-        else "unfaithful"
-        if invents
-        else "low_score"
-        if too_long
-        else None
-    )
+    rejection: RejectionCategory | None = None
+    reasons = "closing reply: brief and without new facts"
+    if echo:
+        rejection, reasons = "follows_injection", "closing reply rejected: follows_injection"
+    elif _repeats_earlier_reply(inputs):
+        rejection, reasons = "does_not_answer", f"closing reply rejected: {REPEATED_REPLY}"
+    elif invents:
+        rejection, reasons = "unfaithful", "closing reply rejected: unfaithful"
+    elif too_long:
+        rejection, reasons = "low_score", "closing reply rejected: low_score"
     return Verdict(
-        reasons="closing reply: brief and without new facts"
-        if rejection is None
-        else f"closing reply rejected: {REPEATED_REPLY if repeated and not echo else rejection}",
+        reasons=reasons,
         grounded=not invents,
         faithful=not invents and not echo,
         answers_question=True,
